@@ -1,0 +1,47 @@
+/**
+ * `holdback`: one CLI for the stack, the schemas, the processors and the tools around them.
+ * Each subcommand lives in cli/commands/<name>.ts and exports `run(args) => exit code`.
+ */
+export interface Command {
+  readonly summary: string;
+  run(args: string[]): Promise<number>;
+}
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  stack: async () => (await import('./commands/stack')).command,
+};
+
+function usage(): string {
+  const lines = ['usage: holdback <command> [args]', '', 'commands:'];
+  for (const name of Object.keys(COMMANDS)) lines.push(`  ${name}`);
+  lines.push('', 'Run `holdback <command> --help` for more.');
+  return lines.join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name ? 0 : 2;
+  }
+  const load = COMMANDS[name];
+  if (!load) {
+    console.error(`holdback: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  const command = await load();
+  return command.run(rest);
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      console.error(`holdback: ${err instanceof Error ? err.message : String(err)}`);
+      if (process.env['HOLDBACK_DEBUG']) console.error(err);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,85 @@
+/**
+ * The processor contract. A processor is pure: given one key's state, one decoded input record
+ * and the runtime's clock, it returns the key's new state and the records to emit. It never
+ * touches Kafka, ClickHouse, metrics, files, the clock or randomness: the runtime (runtime/)
+ * supplies all of those and commits a step's outputs, state and input offset together.
+ *
+ * State is partitioned exactly like the input: one state value per key (merchant_id) of an
+ * input partition, persisted by the runtime to a compacted changelog topic.
+ */
+import type { TopicRecords } from '../schemas/topics';
+
+export type TopicWithRecord = keyof TopicRecords;
+
+/** One decoded, validated input record. */
+export interface InputRecord<T extends TopicWithRecord = TopicWithRecord> {
+  readonly topic: T;
+  /** The Kafka key: merchant_id for every input topic. */
+  readonly key: string;
+  readonly value: TopicRecords[T];
+  /** The Kafka record timestamp, ms since the epoch. */
+  readonly timestamp: number;
+}
+
+/** One record to emit. The runtime encodes it with the topic's registered schema. */
+export type OutputRecord = {
+  [T in TopicWithRecord]: { readonly topic: T; readonly key: string; readonly value: TopicRecords[T] };
+}[TopicWithRecord];
+
+/** Why an input is not accepted: a stable reason code (docs/reason-codes.md) and a detail. */
+export interface Rejection {
+  readonly reasonCode: string;
+  readonly detail: string;
+}
+
+export interface Context {
+  /** The runtime's clock, ms since the epoch. The only source of "now" a processor has. */
+  readonly now: number;
+}
+
+export interface StepResult<S> {
+  /** The key's new state; undefined deletes it. */
+  readonly state: S | undefined;
+  readonly outputs: readonly OutputRecord[];
+  /**
+   * Set when the input is rejected as data: the runtime sends it to the DLQ with this reason.
+   * A rejecting step must return the state it was given and no outputs.
+   */
+  readonly rejection?: Rejection;
+  /** When the runtime should next call `tick` for this key (ms since the epoch); undefined: no timer. */
+  readonly timerAt?: number;
+}
+
+/** Turns a key's state into bytes for its changelog topic and back. */
+export interface StateSerde<S> {
+  encode(state: S): Buffer;
+  decode(bytes: Buffer): S;
+}
+
+export interface Processor<S> {
+  /** Stable name: part of the consumer group, changelog topic and transactional ids. */
+  readonly name: string;
+  readonly inputs: readonly TopicWithRecord[];
+  readonly outputs: readonly TopicWithRecord[];
+  readonly stateSerde: StateSerde<S>;
+  /** Handle one input record for `input.key`, whose current state is `state` (undefined if none). */
+  process(state: S | undefined, input: InputRecord, ctx: Context): StepResult<S>;
+  /** Timers: called when the runtime's clock passes the key's `timerAt`. */
+  tick?(state: S, key: string, ctx: Context): StepResult<S>;
+}
+
+/**
+ * A broken invariant: money would be wrong if processing went on. The runtime stops the
+ * partition loudly rather than skipping it (never route these to the DLQ).
+ */
+export class InvariantViolation extends Error {
+  override readonly name = 'InvariantViolation';
+}
+
+/** Floor division for money: the one place amounts are rounded (toward zero for non-negatives). */
+export function floorDiv(numerator: number, denominator: number): number {
+  if (!Number.isSafeInteger(numerator) || !Number.isSafeInteger(denominator) || denominator <= 0) {
+    throw new InvariantViolation(`floorDiv needs safe integers and a positive divisor: ${numerator}/${denominator}`);
+  }
+  return Math.floor(numerator / denominator);
+}
