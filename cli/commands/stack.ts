@@ -1,0 +1,71 @@
+/** `holdback stack up | down | status | logs [component...]`. */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { loadEndpoints } from '../../connectors/endpoints';
+import { componentNames } from '../../stack/components';
+import { down, formatStatus, logFile, status, up } from '../../stack/stack';
+import type { Command } from '../main';
+
+const HELP = `usage: holdback stack <up|down|status|logs> [component...]
+
+  up [component...]        install (once) and start the local stack on 127.0.0.1; waits until healthy
+  down [--purge] [comp...] stop what up started (by PID); --purge also deletes its data
+  status                   what runs where; exits 1 unless every component is healthy
+  logs <component> [-f] [-n N]   show a component's log
+
+components: ${componentNames().join(', ')}
+ports and host: HOLDBACK_KAFKA_PORT, HOLDBACK_REGISTRY_PORT, ... (docs/stack.md)`;
+
+const log = (line: string): void => console.log(`[stack] ${line}`);
+
+export const command: Command = {
+  summary: 'run the real Kafka, schema registry, ClickHouse, Prometheus and Alertmanager locally',
+  async run(args) {
+    const [verb, ...rest] = args;
+    const flags = rest.filter((a) => a.startsWith('-'));
+    const names = rest.filter((a, i) => !a.startsWith('-') && !(rest[i - 1] === '-n'));
+    switch (verb) {
+      case 'up': {
+        const e = loadEndpoints();
+        const t0 = Date.now();
+        await up(e, names, log);
+        log(`up in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+        console.log(formatStatus(await status(e)));
+        return 0;
+      }
+      case 'down':
+        await down(names, flags.includes('--purge'), log);
+        return 0;
+      case 'status': {
+        const rows = await status(loadEndpoints());
+        console.log(formatStatus(rows));
+        return rows.every((r) => r.healthy) ? 0 : 1;
+      }
+      case 'logs': {
+        const name = names[0];
+        if (!name || !componentNames().includes(name)) {
+          console.error(`holdback stack logs <${componentNames().join('|')}> [-f] [-n N]`);
+          return 2;
+        }
+        const file = logFile(name);
+        if (!existsSync(file)) {
+          console.error(`no log yet at ${file}: has ${name} been started?`);
+          return 1;
+        }
+        const n = rest[rest.indexOf('-n') + 1] ?? '100';
+        const child = spawn('tail', ['-n', rest.includes('-n') ? n : '100', ...(flags.includes('-f') ? ['-F'] : []), file], {
+          stdio: 'inherit',
+        });
+        return new Promise((resolve) => child.on('close', (code) => resolve(code ?? 0)));
+      }
+      case undefined:
+      case '--help':
+      case 'help':
+        console.log(HELP);
+        return verb ? 0 : 2;
+      default:
+        console.error(`holdback stack: unknown verb '${verb}'\n${HELP}`);
+        return 2;
+    }
+  },
+};
