@@ -39,7 +39,10 @@ export default tseslint.config(
           paths: ioModules.filter((m) => !m.includes('*')),
           patterns: [
             { group: ['node:*'], message: 'processors are pure: no Node I/O modules' },
-            { group: ['**/connectors/**', '**/runtime/**', '**/stack/**', '**/cli/**'], message: 'processors must not import I/O layers' },
+            {
+              group: ['**/connectors/**', '**/runtime/**', '**/stack/**', '**/cli/**'],
+              message: 'processors must not import I/O layers',
+            },
           ],
         },
       ],
@@ -51,8 +54,14 @@ export default tseslint.config(
       ],
       'no-restricted-syntax': [
         'error',
-        { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: 'time is an input (ctx.now)' },
-        { selector: "CallExpression[callee.property.name='randomUUID']", message: 'ids are derived from inputs' },
+        {
+          selector: "NewExpression[callee.name='Date'][arguments.length=0]",
+          message: 'time is an input (ctx.now)',
+        },
+        {
+          selector: "CallExpression[callee.property.name='randomUUID']",
+          message: 'ids are derived from inputs',
+        },
       ],
     },
   },

@@ -20,6 +20,8 @@ export const ENDPOINT_ENV = {
   HOLDBACK_PROMETHEUS_PORT: port.default(19090),
   HOLDBACK_ALERTMANAGER_PORT: port.default(19095),
   HOLDBACK_PARTITIONS: z.coerce.number().int().min(1).max(256).default(4),
+  /** The registry's Confluent-compatible API; Confluent's own registry (docker-compose) serves it at the root. */
+  HOLDBACK_REGISTRY_URL: z.url().optional(),
 } as const;
 
 export interface Endpoints {
@@ -47,7 +49,10 @@ export class ConfigError extends Error {
 /** Other HOLDBACK_* variables that other modules own (they validate them themselves). */
 const OTHER_KNOWN = new Set(['HOLDBACK_DEBUG', 'HOLDBACK_HOME']);
 
-export function loadEndpoints(env: NodeJS.ProcessEnv = process.env, extraKnown: Iterable<string> = []): Endpoints {
+export function loadEndpoints(
+  env: NodeJS.ProcessEnv = process.env,
+  extraKnown: Iterable<string> = [],
+): Endpoints {
   const known = new Set([...Object.keys(ENDPOINT_ENV), ...OTHER_KNOWN, ...extraKnown]);
   const unknown = Object.keys(env).filter((k) => k.startsWith('HOLDBACK_') && !known.has(k));
   if (unknown.length > 0) {
@@ -56,7 +61,9 @@ export function loadEndpoints(env: NodeJS.ProcessEnv = process.env, extraKnown: 
   const parsed = z.object(ENDPOINT_ENV).safeParse(env);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new ConfigError(`bad setting ${String(issue.path[0])}=${String(env[String(issue.path[0])])}: ${issue.message}`);
+    throw new ConfigError(
+      `bad setting ${String(issue.path[0])}=${String(env[String(issue.path[0])])}: ${issue.message}`,
+    );
   }
   const c = parsed.data;
   const ports = [
@@ -69,14 +76,17 @@ export function loadEndpoints(env: NodeJS.ProcessEnv = process.env, extraKnown: 
     c.HOLDBACK_PROMETHEUS_PORT,
     c.HOLDBACK_ALERTMANAGER_PORT,
   ];
-  if (new Set(ports).size !== ports.length) throw new ConfigError(`two services share a port: ${ports.join(', ')}`);
+  if (new Set(ports).size !== ports.length)
+    throw new ConfigError(`two services share a port: ${ports.join(', ')}`);
   const h = c.HOLDBACK_HOST;
   return {
     host: h,
     kafkaBrokers: [`${h}:${c.HOLDBACK_KAFKA_PORT}`],
     kafkaPort: c.HOLDBACK_KAFKA_PORT,
     kafkaControllerPort: c.HOLDBACK_KAFKA_CONTROLLER_PORT,
-    registryUrl: `http://${h}:${c.HOLDBACK_REGISTRY_PORT}/apis/ccompat/v7`,
+    registryUrl: (
+      c.HOLDBACK_REGISTRY_URL ?? `http://${h}:${c.HOLDBACK_REGISTRY_PORT}/apis/ccompat/v7`
+    ).replace(/\/$/, ''),
     registryPort: c.HOLDBACK_REGISTRY_PORT,
     registryManagementPort: c.HOLDBACK_REGISTRY_MANAGEMENT_PORT,
     clickhouseUrl: `http://${h}:${c.HOLDBACK_CLICKHOUSE_HTTP_PORT}`,

@@ -79,7 +79,9 @@ export class InvariantViolation extends Error {
 /** Floor division for money: the one place amounts are rounded (toward zero for non-negatives). */
 export function floorDiv(numerator: number, denominator: number): number {
   if (!Number.isSafeInteger(numerator) || !Number.isSafeInteger(denominator) || denominator <= 0) {
-    throw new InvariantViolation(`floorDiv needs safe integers and a positive divisor: ${numerator}/${denominator}`);
+    throw new InvariantViolation(
+      `floorDiv needs safe integers and a positive divisor: ${numerator}/${denominator}`,
+    );
   }
   return Math.floor(numerator / denominator);
 }

@@ -35,7 +35,13 @@ export const TOPIC_SPECS: readonly TopicSpec[] = [
   { name: TOPICS.loanEvents, record: 'LoanEvent', keyField: 'merchant_id', compacted: false, role: 'input' },
   { name: TOPICS.deductions, record: 'Deduction', keyField: 'merchant_id', compacted: false, role: 'output' },
   { name: TOPICS.loanStates, record: 'LoanState', keyField: 'loan_id', compacted: true, role: 'output' },
-  { name: TOPICS.eligibility, record: 'EligibilityDecision', keyField: 'merchant_id', compacted: true, role: 'output' },
+  {
+    name: TOPICS.eligibility,
+    record: 'EligibilityDecision',
+    keyField: 'merchant_id',
+    compacted: true,
+    role: 'output',
+  },
   // The DLQ is keyed by the source record's key, which may be anything (or nothing).
   { name: TOPICS.dlq, record: 'DeadLetter', keyField: '', compacted: false, role: 'output' },
 ];

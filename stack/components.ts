@@ -8,7 +8,14 @@ import { spawnSync } from 'node:child_process';
 import { Kafka, logLevel } from 'kafkajs';
 import type { Endpoints } from '../connectors/endpoints';
 import { TOPIC_SPECS } from '../schemas/topics';
-import { ensureApicurio, ensureDebianPackages, ensureKafka, findJava, InstallError, KAFKA_VERSION } from './install';
+import {
+  ensureApicurio,
+  ensureDebianPackages,
+  ensureKafka,
+  findJava,
+  InstallError,
+  KAFKA_VERSION,
+} from './install';
 import type { Launch } from './proc';
 import { REPO_ROOT, runDir } from './paths';
 
@@ -114,7 +121,18 @@ const kafka: Component = {
       }
       const fmt = spawnSync(
         java,
-        [`-Dlog4j.configuration=file:${log4j}`, '-cp', cp, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props, '-g'],
+        [
+          `-Dlog4j.configuration=file:${log4j}`,
+          '-cp',
+          cp,
+          'kafka.tools.StorageTool',
+          'format',
+          '-t',
+          clusterId,
+          '-c',
+          props,
+          '-g',
+        ],
         { encoding: 'utf8' },
       );
       if (fmt.status !== 0) throw new InstallError(`kafka-storage format failed: ${fmt.stderr}${fmt.stdout}`);
@@ -152,7 +170,11 @@ const kafka: Component = {
   async afterStart(e, log) {
     await ensureTopics(e, log);
     // Creates __transaction_state now, so the first transactional producer does not wait for it.
-    const producer = kafkaClient(e).producer({ transactionalId: 'holdback-stack-warmup', idempotent: true, maxInFlightRequests: 1 });
+    const producer = kafkaClient(e).producer({
+      transactionalId: 'holdback-stack-warmup',
+      idempotent: true,
+      maxInFlightRequests: 1,
+    });
     await producer.connect();
     await producer.disconnect();
   },
@@ -235,7 +257,8 @@ const registry: Component = {
       headers: { 'Content-Type': 'application/vnd.schemaregistry.v1+json' },
       body: JSON.stringify({ compatibility: 'BACKWARD' }),
     });
-    if (!res.ok) throw new Error(`registry refused the default compatibility: ${res.status} ${await res.text()}`);
+    if (!res.ok)
+      throw new Error(`registry refused the default compatibility: ${res.status} ${await res.text()}`);
   },
 };
 
@@ -250,7 +273,8 @@ const clickhouse: Component = {
   async prepare(e, log) {
     await ensureDebianPackages({ 'clickhouse-server': 'clickhouse-server' }, log);
     const dir = runDir('clickhouse');
-    for (const sub of ['data', 'tmp', 'user_files', 'format_schemas']) mkdirSync(join(dir, sub), { recursive: true });
+    for (const sub of ['data', 'tmp', 'user_files', 'format_schemas'])
+      mkdirSync(join(dir, sub), { recursive: true });
     writeFileSync(
       join(dir, 'users.xml'),
       `<?xml version="1.0"?>
@@ -372,7 +396,10 @@ const alertmanager: Component = {
   ports: (e) => [['HOLDBACK_ALERTMANAGER_PORT', e.alertmanagerPort]],
   startTimeoutSec: 30,
   async prepare(e, log) {
-    await ensureDebianPackages({ 'prometheus-alertmanager': 'prometheus-alertmanager', amtool: 'prometheus-alertmanager' }, log);
+    await ensureDebianPackages(
+      { 'prometheus-alertmanager': 'prometheus-alertmanager', amtool: 'prometheus-alertmanager' },
+      log,
+    );
     const dir = runDir('alertmanager');
     mkdirSync(join(dir, 'data'), { recursive: true });
     const config = join(dir, 'alertmanager.yml');

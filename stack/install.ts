@@ -47,13 +47,23 @@ export async function ensureDebianPackages(wanted: Record<string, string>, log: 
     { DEBIAN_FRONTEND: 'noninteractive' },
   );
   const still = Object.keys(wanted).filter((bin) => !which(bin));
-  if (still.length > 0) throw new InstallError(`apt-get finished but ${still.join(', ')} is still not on PATH`);
+  if (still.length > 0)
+    throw new InstallError(`apt-get finished but ${still.join(', ')} is still not on PATH`);
 }
 
 /** Runs a command, showing a line of progress every few seconds, failing with its output's tail. */
-function run(argv: string[], log: Log, what: string, env: NodeJS.ProcessEnv = {}, progress?: () => string): Promise<void> {
+function run(
+  argv: string[],
+  log: Log,
+  what: string,
+  env: NodeJS.ProcessEnv = {},
+  progress?: () => string,
+): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const tail: string[] = [];
     let lines = 0;
     const keep = (chunk: Buffer): void => {
@@ -103,7 +113,8 @@ function dirSizeMb(dir: string): number {
 }
 
 function mvn(): string {
-  if (!which('mvn')) throw new InstallError('Maven (mvn) is needed to fetch Kafka and the registry: apt-get install -y maven');
+  if (!which('mvn'))
+    throw new InstallError('Maven (mvn) is needed to fetch Kafka and the registry: apt-get install -y maven');
   return 'mvn';
 }
 
@@ -143,7 +154,15 @@ export async function ensureApicurio(log: Log): Promise<string> {
   const artifact = `io.apicurio:apicurio-registry-app:${APICURIO_VERSION}:tar.gz:all`;
   const downloads = join(CACHE_DIR, 'downloads');
   mkdirSync(downloads, { recursive: true });
-  const m2 = join(homedir(), '.m2', 'repository', 'io', 'apicurio', 'apicurio-registry-app', APICURIO_VERSION);
+  const m2 = join(
+    homedir(),
+    '.m2',
+    'repository',
+    'io',
+    'apicurio',
+    'apicurio-registry-app',
+    APICURIO_VERSION,
+  );
   log(`downloading Apicurio Registry ${APICURIO_VERSION} from Maven Central (about 159 MB, once)`);
   await run(
     [mvn(), '-B', 'dependency:copy', `-Dartifact=${artifact}`, `-DoutputDirectory=${downloads}`],

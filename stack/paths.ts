@@ -7,7 +7,8 @@ function findRepoRoot(start: string): string {
   let dir = start;
   while (true) {
     const pkg = join(dir, 'package.json');
-    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'holdback') return dir;
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'holdback')
+      return dir;
     const parent = dirname(dir);
     if (parent === dir) throw new Error(`cannot find Holdback's package.json above ${start}`);
     dir = parent;

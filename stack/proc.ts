@@ -69,7 +69,10 @@ function alive(pid: number): boolean {
 }
 
 /** SIGTERM the component's process group, wait up to `graceMs`, then SIGKILL it. */
-export async function stop(component: string, graceMs: number): Promise<'stopped' | 'killed' | 'not running'> {
+export async function stop(
+  component: string,
+  graceMs: number,
+): Promise<'stopped' | 'killed' | 'not running'> {
   const pid = runningPid(component);
   rmSync(pidFile(component), { force: true });
   if (pid === undefined) return 'not running';
@@ -113,5 +116,8 @@ export function tailLog(component: string, lines: number): string {
   const file = logFile(component);
   if (!existsSync(file)) return '(no log yet)';
   const text = readFileSync(file, 'utf8');
-  return text.split('\n').slice(-lines - 1).join('\n');
+  return text
+    .split('\n')
+    .slice(-lines - 1)
+    .join('\n');
 }

@@ -16,13 +16,15 @@ export class StackError extends Error {
   override readonly name = 'StackError';
 }
 
-const DOCKER_HINT = 'Or, with a Docker engine: `docker compose up -d` runs the same stack from official images.';
+const DOCKER_HINT =
+  'Or, with a Docker engine: `docker compose up -d` runs the same stack from official images.';
 
 function select(names: string[]): Component[] {
   if (names.length === 0) return [...COMPONENTS];
   return names.map((n) => {
     const c = COMPONENTS.find((x) => x.name === n);
-    if (!c) throw new StackError(`unknown component '${n}': one of ${COMPONENTS.map((x) => x.name).join(', ')}`);
+    if (!c)
+      throw new StackError(`unknown component '${n}': one of ${COMPONENTS.map((x) => x.name).join(', ')}`);
     return c;
   });
 }
@@ -32,7 +34,9 @@ async function waitHealthy(c: Component, e: Endpoints, pid: number): Promise<voi
   while (Date.now() < deadline) {
     if (await c.healthy(e)) return;
     if (runningPid(c.name) !== pid) {
-      throw new StackError(`${c.name} exited during start-up. Last lines of ${logFile(c.name)}:\n${tailLog(c.name, 25)}`);
+      throw new StackError(
+        `${c.name} exited during start-up. Last lines of ${logFile(c.name)}:\n${tailLog(c.name, 25)}`,
+      );
     }
     await sleep(250);
   }
@@ -113,12 +117,16 @@ export async function status(e: Endpoints): Promise<ComponentStatus[]> {
 
 export function formatStatus(rows: ComponentStatus[]): string {
   const lines = rows.map((r) => {
-    const state = r.pid === undefined ? (r.healthy ? 'external' : 'stopped') : r.healthy ? 'healthy' : 'unhealthy';
+    const state =
+      r.pid === undefined ? (r.healthy ? 'external' : 'stopped') : r.healthy ? 'healthy' : 'unhealthy';
     return `${r.name.padEnd(13)}${state.padEnd(11)}${String(r.pid ?? '-').padEnd(9)}${r.address}`;
   });
-  return [`${'component'.padEnd(13)}${'state'.padEnd(11)}${'pid'.padEnd(9)}address`, ...lines, '', `state and logs: ${HOME}/run`].join(
-    '\n',
-  );
+  return [
+    `${'component'.padEnd(13)}${'state'.padEnd(11)}${'pid'.padEnd(9)}address`,
+    ...lines,
+    '',
+    `state and logs: ${HOME}/run`,
+  ].join('\n');
 }
 
 export { logFile, tailLog };

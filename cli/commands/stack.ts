@@ -53,9 +53,13 @@ export const command: Command = {
           return 1;
         }
         const n = rest[rest.indexOf('-n') + 1] ?? '100';
-        const child = spawn('tail', ['-n', rest.includes('-n') ? n : '100', ...(flags.includes('-f') ? ['-F'] : []), file], {
-          stdio: 'inherit',
-        });
+        const child = spawn(
+          'tail',
+          ['-n', rest.includes('-n') ? n : '100', ...(flags.includes('-f') ? ['-F'] : []), file],
+          {
+            stdio: 'inherit',
+          },
+        );
         return new Promise((resolve) => child.on('close', (code) => resolve(code ?? 0)));
       }
       case undefined:

@@ -1,0 +1,65 @@
+/**
+ * docker-compose.yml runs the same stack from official images. No Docker engine runs here, so
+ * this validates the file with Debian's docker-compose (offline) and checks that it publishes the
+ * ports the local stack uses and mounts files that exist.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { loadEndpoints } from '../../connectors/endpoints';
+import { KAFKA_VERSION } from '../../stack/install';
+import { REPO_ROOT } from '../../stack/paths';
+
+interface Service {
+  image: string;
+  ports?: string[];
+  volumes?: string[];
+  command?: string[];
+}
+
+const file = join(REPO_ROOT, 'docker-compose.yml');
+const compose = parse(readFileSync(file, 'utf8')) as { services: Record<string, Service> };
+const e = loadEndpoints({});
+
+function published(service: string): number[] {
+  return (compose.services[service]?.ports ?? []).map((p) => Number(p.split(':').at(-2)));
+}
+
+test('docker-compose config -q accepts the file', () => {
+  // Throws (failing the test) with docker-compose's own message when the file is invalid.
+  execFileSync('docker-compose', ['-f', file, 'config', '-q'], { stdio: 'pipe' });
+});
+
+test('it publishes the same ports as the local stack', () => {
+  expect(published('kafka')).toEqual([e.kafkaPort]);
+  expect(published('schema-registry')).toEqual([e.registryPort]);
+  expect(published('clickhouse')).toEqual([e.clickhouseHttpPort, e.clickhouseTcpPort]);
+  expect(published('prometheus')).toEqual([e.prometheusPort]);
+  expect(published('alertmanager')).toEqual([e.alertmanagerPort]);
+});
+
+test('it runs the Kafka version the local stack downloads', () => {
+  expect(compose.services['kafka']?.image).toBe(`apache/kafka:${KAFKA_VERSION}`);
+});
+
+test('every file or folder it mounts from the repo exists', () => {
+  const mounts = Object.values(compose.services)
+    .flatMap((s) => s.volumes ?? [])
+    .filter((v) => v.startsWith('./'))
+    .map((v) => v.split(':')[0]!);
+  expect(mounts.length).toBeGreaterThan(0);
+  for (const m of mounts) expect([m, existsSync(join(REPO_ROOT, m))]).toEqual([m, true]);
+});
+
+test('Prometheus loads the same rule files as the local stack, and alerts go to the same Alertmanager config', () => {
+  const prom = compose.services['prometheus']!;
+  expect(prom.volumes).toContain('./dashboards/prometheus/rules:/etc/prometheus/rules:ro');
+  const config = parse(readFileSync(join(REPO_ROOT, 'dashboards/prometheus/prometheus.yml'), 'utf8')) as {
+    rule_files: string[];
+  };
+  expect(config.rule_files).toEqual(['/etc/prometheus/rules/*.yml']);
+  expect(compose.services['alertmanager']?.volumes).toContain(
+    './dashboards/alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro',
+  );
+});
