@@ -64,6 +64,11 @@ export interface Processor<S> {
   readonly stateSerde: StateSerde<S>;
   /** Handle one input record for `input.key`, whose current state is `state` (undefined if none). */
   process(state: S | undefined, input: InputRecord, ctx: Context): StepResult<S>;
+  /**
+   * When the runtime should next call `tick` for a key in this state (undefined: no timer).
+   * Derived from the state, so timers survive a restore without being stored.
+   */
+  timerAt?(state: S): number | undefined;
   /** Timers: called when the runtime's clock passes the key's `timerAt`. */
   tick?(state: S, key: string, ctx: Context): StepResult<S>;
 }

@@ -1,0 +1,77 @@
+/**
+ * Options of `holdback run <processor>`: a schema with documented defaults that rejects unknown
+ * keys. A bad option stops start-up naming the option and the reason.
+ */
+import { z } from 'zod';
+import { ConfigError } from '../connectors/endpoints';
+
+export const RUN_OPTIONS = z
+  .object({
+    /** exactly_once: outputs, state and offsets in one transaction; at_least_once: lower latency, duplicates possible after a crash. */
+    guarantee: z.enum(['exactly_once', 'at_least_once']).default('exactly_once'),
+    /** How often each task commits its transaction (ms). */
+    commitIntervalMs: z.coerce.number().int().min(1).max(60_000).default(100),
+    /** How often the wall clock fires due timers (ms). */
+    tickIntervalMs: z.coerce.number().int().min(10).max(3_600_000).default(1000),
+    /** Commit early once a task holds this many pending effects. */
+    maxPendingPerTask: z.coerce.number().int().min(1).max(1_000_000).default(5000),
+    /** Consumer group session timeout (ms): how long a silent instance keeps its partitions. */
+    sessionTimeoutMs: z.coerce.number().int().min(3000).max(300_000).default(10_000),
+    /** /metrics and /health port; 0 picks a free one (Prometheus finds it through file_sd). */
+    metricsPort: z.coerce.number().int().min(0).max(65535).default(0),
+    /** Consumer group and transactional-id prefix; default holdback-<processor>. */
+    applicationId: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,100}$/)
+      .optional(),
+    /** Prepended to every contract topic (tests, simulations, tenants). */
+    topicPrefix: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{0,100}$/)
+      .default(''),
+    /** Keep the raw payload of dead letters (otherwise only its SHA-256). */
+    dlqPayload: z.stringbool().default(false),
+  })
+  .strict();
+
+export type RunOptions = z.infer<typeof RUN_OPTIONS>;
+
+function camel(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+function kebab(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** Parses `--key=value` / `--key value` / `--flag` arguments into RunOptions. */
+export function parseRunOptions(args: readonly string[]): RunOptions {
+  const raw: Record<string, string> = {};
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (!a.startsWith('--')) throw new ConfigError(`unexpected argument '${a}'`);
+    const eq = a.indexOf('=');
+    if (eq > 0) raw[camel(a.slice(2, eq))] = a.slice(eq + 1);
+    else if (args[i + 1] !== undefined && !args[i + 1]!.startsWith('--')) raw[camel(a.slice(2))] = args[++i]!;
+    else raw[camel(a.slice(2))] = 'true';
+  }
+  const parsed = RUN_OPTIONS.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    if (issue.code === 'unrecognized_keys') {
+      throw new ConfigError(`unknown option ${issue.keys.map((k) => `--${kebab(k)}`).join(', ')}`);
+    }
+    const key = String(issue.path[0]);
+    throw new ConfigError(`bad option --${kebab(key)}=${raw[key]}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+export function describeRunOptions(): string {
+  return Object.entries(RUN_OPTIONS.shape)
+    .map(([k, v]) => {
+      const def = (v as z.ZodType).safeParse(undefined);
+      return `  --${kebab(k)}${def.success && def.data !== undefined ? ` (default ${String(def.data)})` : ''}`;
+    })
+    .join('\n');
+}

@@ -1,0 +1,595 @@
+/**
+ * Runs one processor on Kafka with exactly-once effects, the way Kafka Streams' first EOS scheme
+ * does (KIP-98 with one transactional producer per input partition):
+ *
+ * - a consumer group over the co-partitioned input topics; partition p of every input forms task p;
+ * - task p owns a producer whose transactional id `<group>-<p>` is stable across restarts and
+ *   instances, so initialising it fences any earlier owner (a zombie's late commit fails);
+ * - each commit sends the task's outputs, dead letters, changelog entries (state of changed keys
+ *   plus the task's input offsets) and the group offsets in ONE transaction;
+ * - on assignment, the producer is initialised first (fencing, and completing the previous
+ *   owner's transaction), then the state and offsets are restored from the changelog and the
+ *   consumer is positioned from them. Offsets restored from the changelog are authoritative,
+ *   which sidesteps kafkajs's old OffsetFetch (no KIP-447 "require stable" offsets);
+ * - any failure to commit, or a consumer crash, restarts the engine: in-memory state is dropped
+ *   and rebuilt from the changelog (crash-only recovery, the same path as a kill -9).
+ */
+import {
+  Kafka,
+  logLevel,
+  type Consumer,
+  type EachBatchPayload,
+  type KafkaConfig,
+  type Message,
+  type Producer,
+} from 'kafkajs';
+import { InvariantViolation, type Processor } from '../processors/api';
+import { readToEnd } from '../connectors/kafka-read';
+import { coPartitionedAssigner } from './assigner';
+import type { RuntimeMetrics } from './metrics';
+import { Task, type Decoded, type Flush, type Rejected, type SourceRecord } from './task';
+
+export type Guarantee = 'exactly_once' | 'at_least_once';
+
+export interface RuntimeCodec {
+  /** May return a promise when the writer schema is not cached yet. Throws a transient error on a registry outage. */
+  decode(src: SourceRecord): Decoded | Promise<Decoded>;
+  encode(topic: string, value: unknown): Buffer;
+  /** A failure that is not the record's fault (registry down): retried, never dead-lettered. */
+  isTransient(err: unknown): boolean;
+}
+
+export interface DeadLetterSink {
+  topic: string;
+  /** The DLQ record's value for a rejected source record, encoded. */
+  encode(rejected: Rejected, now: number): Buffer;
+}
+
+export interface Logger {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export interface RuntimeOptions<S> {
+  processor: Processor<S>;
+  kafka: KafkaConfig;
+  /** Consumer group; also the prefix of transactional ids and the changelog topic. */
+  applicationId: string;
+  /**
+   * Prepended to every contract topic name on the wire (default ''). Processors speak contract
+   * names; a prefix gives tests, simulations and tenants their own topics.
+   */
+  topicPrefix?: string;
+  codec: RuntimeCodec;
+  deadLetters: DeadLetterSink;
+  clock: () => number;
+  guarantee: Guarantee;
+  commitIntervalMs: number;
+  /** How often the wall clock fires due timers. */
+  tickIntervalMs: number;
+  /** Commit early when a task holds this many pending effects. */
+  maxPendingPerTask: number;
+  sessionTimeoutMs: number;
+  metrics: RuntimeMetrics;
+  log: Logger;
+}
+
+interface TaskHandle<S> {
+  readonly partition: number;
+  readonly task: Task<S>;
+  producer: Producer | undefined;
+  ready: Promise<void>;
+  isReady: boolean;
+  lastCommitAt: number;
+  stoppedBy?: string;
+}
+
+class Mutex {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.tail.then(fn, fn);
+    this.tail = next.catch(() => undefined);
+    return next;
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export function changelogTopic(applicationId: string): string {
+  return `${applicationId}-state-changelog`;
+}
+
+export class KafkaRuntime<S> {
+  private readonly kafka: Kafka;
+  private readonly lock = new Mutex();
+  private readonly tasks = new Map<number, TaskHandle<S>>();
+  private consumer: Consumer | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private generation = 0;
+  private stopping = false;
+  private restarting = false;
+  private lastTickAt = 0;
+  private restoreSeq = 0;
+  /** Health: the last time this instance made progress (committed, or found nothing to do). */
+  private progressAt = 0;
+  private lastError: string | undefined;
+  private readonly lag = new Map<string, number>();
+
+  constructor(private readonly o: RuntimeOptions<S>) {
+    this.kafka = new Kafka({ logLevel: logLevel.WARN, ...o.kafka });
+  }
+
+  get changelog(): string {
+    return changelogTopic(this.o.applicationId);
+  }
+
+  private get name(): string {
+    return this.o.processor.name;
+  }
+
+  private get prefix(): string {
+    return this.o.topicPrefix ?? '';
+  }
+
+  private physical(topic: string): string {
+    return this.prefix + topic;
+  }
+
+  private inputTopics(): string[] {
+    return this.o.processor.inputs.map((t) => this.physical(t));
+  }
+
+  async start(): Promise<void> {
+    await this.ensureChangelogTopic();
+    await this.startEngine();
+    this.timer = setInterval(
+      () => void this.onTimer(),
+      Math.max(10, Math.min(this.o.commitIntervalMs, this.o.tickIntervalMs) / 2),
+    );
+  }
+
+  /** Graceful: commit what is pending, leave the group, close producers. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.lock.run(async () => {
+      for (const h of this.tasks.values()) {
+        if (h.isReady && !h.stoppedBy)
+          await this.commit(h).catch((e) => this.o.log.warn('final commit failed', { error: String(e) }));
+      }
+    });
+    await this.stopEngine();
+  }
+
+  health(): { ok: boolean; detail: Record<string, unknown> } {
+    const now = this.o.clock();
+    const stalled = now - this.progressAt > Math.max(30_000, this.o.sessionTimeoutMs * 2);
+    const stopped = [...this.tasks.values()].filter((h) => h.stoppedBy);
+    return {
+      ok: !this.stopping && !stalled && stopped.length === 0 && this.consumer !== undefined,
+      detail: {
+        processor: this.name,
+        generation: this.generation,
+        tasks: [...this.tasks.values()].map((h) => ({
+          partition: h.partition,
+          ready: h.isReady,
+          keys: h.task.size,
+          lastCommitAt: h.lastCommitAt,
+          stoppedBy: h.stoppedBy,
+        })),
+        lagByPartition: Object.fromEntries(this.lag),
+        msSinceProgress: now - this.progressAt,
+        lastError: this.lastError,
+      },
+    };
+  }
+
+  /** Sum of the consumer lag this instance saw last, over its partitions. */
+  totalLag(): number {
+    let n = 0;
+    for (const v of this.lag.values()) n += v;
+    return n;
+  }
+
+  // ---- engine: consumer + tasks; restarted as a whole on failure ----
+
+  private async startEngine(): Promise<void> {
+    const generation = ++this.generation;
+    const consumer = this.kafka.consumer({
+      groupId: this.o.applicationId,
+      partitionAssigners: [coPartitionedAssigner],
+      sessionTimeout: this.o.sessionTimeoutMs,
+      heartbeatInterval: Math.max(500, Math.floor(this.o.sessionTimeoutMs / 5)),
+      readUncommitted: false,
+      maxBytesPerPartition: 1 << 20,
+      maxWaitTimeInMs: 100,
+      // We restart ourselves (dropping in-memory state); kafkajs must not resume on its own.
+      retry: { retries: 5, restartOnFailure: async () => false },
+    });
+    this.consumer = consumer;
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      const partitions = new Set<number>();
+      for (const ps of Object.values(payload.memberAssignment)) for (const p of ps) partitions.add(p);
+      void this.lock.run(() => this.reconcile(generation, partitions));
+    });
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      void this.restartEngine(`consumer crashed: ${payload.error.message}`);
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: this.inputTopics(), fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 1,
+      eachBatch: (payload) => this.lock.run(() => this.onBatch(generation, payload)),
+    });
+    this.progressAt = this.o.clock();
+  }
+
+  private async stopEngine(): Promise<void> {
+    // A new generation first: queued batches, timers and assignments of the old one become no-ops.
+    this.generation++;
+    const consumer = this.consumer;
+    this.consumer = undefined;
+    await consumer?.disconnect().catch(() => undefined);
+    await this.lock.run(async () => {
+      for (const h of this.tasks.values()) await h.producer?.disconnect().catch(() => undefined);
+      this.tasks.clear();
+      this.lag.clear();
+    });
+  }
+
+  private async restartEngine(reason: string): Promise<void> {
+    if (this.stopping || this.restarting) return;
+    this.restarting = true;
+    this.lastError = reason;
+    this.o.metrics.restarts.inc({ processor: this.name, reason: reason.split(':')[0]!.slice(0, 40) });
+    this.o.log.warn('restarting the engine; state will be restored from the changelog', { reason });
+    try {
+      let backoff = 500;
+      while (!this.stopping) {
+        await this.stopEngine();
+        try {
+          await this.startEngine();
+          return;
+        } catch (e) {
+          this.lastError = `restart failed: ${String(e)}`;
+          this.o.log.warn('engine restart failed; retrying', { error: String(e), backoffMs: backoff });
+          await sleep(backoff);
+          backoff = Math.min(backoff * 2, 15_000);
+        }
+      }
+    } finally {
+      this.restarting = false;
+    }
+  }
+
+  /** Aligns tasks with a new assignment: drops revoked tasks (their uncommitted work is redone by the new owner), opens new ones. */
+  private async reconcile(generation: number, assigned: Set<number>): Promise<void> {
+    if (generation !== this.generation) return;
+    for (const [p, h] of this.tasks) {
+      if (assigned.has(p)) continue;
+      this.tasks.delete(p);
+      await h.producer?.disconnect().catch(() => undefined);
+      for (const t of this.inputTopics()) this.lag.delete(`${t}/${p}`);
+    }
+    const fresh = [...assigned].filter((p) => !this.tasks.has(p));
+    if (fresh.length === 0) return;
+    const handles = fresh.map((p) => this.newHandle(p));
+    const ready = this.openTasks(generation, handles);
+    for (const h of handles) {
+      h.ready = ready.then(() => {
+        h.isReady = true;
+      });
+      this.tasks.set(h.partition, h);
+    }
+    // Do not hold the lock while restoring: batches for these partitions wait on `ready`.
+    ready.catch((e) => void this.restartEngine(`task restore failed: ${String(e)}`));
+  }
+
+  private newHandle(partition: number): TaskHandle<S> {
+    return {
+      partition,
+      task: new Task(this.o.processor, partition),
+      producer: undefined,
+      ready: Promise.resolve(),
+      isReady: false,
+      lastCommitAt: this.o.clock(),
+    };
+  }
+
+  private async openTasks(generation: number, handles: TaskHandle<S>[]): Promise<void> {
+    const t0 = Date.now();
+    // 1. Fence earlier owners: initialising the transactional id aborts or completes their transaction.
+    await Promise.all(
+      handles.map(async (h) => {
+        h.producer =
+          this.o.guarantee === 'exactly_once'
+            ? this.kafka.producer({
+                transactionalId: `${this.o.applicationId}-${h.partition}`,
+                idempotent: true,
+                maxInFlightRequests: 1,
+                transactionTimeout: Math.max(10_000, this.o.sessionTimeoutMs),
+              })
+            : this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+        await h.producer.connect();
+      }),
+    );
+    // 2. Restore state and offsets from the changelog, now that no one else can write to it.
+    const byPartition = new Map(handles.map((h) => [h.partition, h]));
+    const restored = await readToEnd(this.kafka, {
+      topic: this.changelog,
+      partitions: [...byPartition.keys()],
+      groupId: `${this.o.applicationId}-restore-${process.pid}-${++this.restoreSeq}`,
+      onMessage: (partition, m) => {
+        const key = m.key?.toString('utf8');
+        if (key !== undefined) byPartition.get(partition)!.task.restore(key, m.value);
+      },
+    });
+    this.o.metrics.restoredKeys.inc({ processor: this.name }, restored);
+    this.o.metrics.restoreSeconds.observe({ processor: this.name }, (Date.now() - t0) / 1000);
+    // 3. Position the consumer where the restored state ends.
+    if (generation === this.generation && this.consumer) {
+      for (const h of handles) {
+        for (const topic of this.o.processor.inputs) {
+          const next = h.task.nextOffset(topic);
+          if (next !== undefined) {
+            this.consumer.seek({ topic: this.physical(topic), partition: h.partition, offset: String(next) });
+          }
+        }
+      }
+    }
+    this.o.log.info('tasks ready', {
+      partitions: handles.map((h) => h.partition),
+      restoredEntries: restored,
+      ms: Date.now() - t0,
+    });
+  }
+
+  // ---- the hot path ----
+
+  private async onBatch(generation: number, payload: EachBatchPayload): Promise<void> {
+    const { batch, heartbeat, isRunning, isStale } = payload;
+    if (generation !== this.generation || this.stopping) return;
+    let h = this.tasks.get(batch.partition);
+    if (!h) return; // not (or no longer) ours: the next rebalance settles it
+    while (!h.isReady) {
+      await Promise.race([h.ready.catch(() => undefined), sleep(1000)]);
+      await heartbeat().catch(() => undefined);
+      if (generation !== this.generation || !isRunning() || isStale()) return;
+      h = this.tasks.get(batch.partition);
+      if (!h) return;
+    }
+    if (h.stoppedBy) return;
+    const t0 = process.hrtime.bigint();
+    const topic = batch.topic.slice(this.prefix.length);
+    let n = 0;
+    for (const m of batch.messages) {
+      if (!isRunning() || isStale()) break;
+      const src: SourceRecord = {
+        topic,
+        partition: batch.partition,
+        offset: Number(m.offset),
+        key: m.key,
+        value: m.value,
+        timestamp: Number(m.timestamp),
+      };
+      if (h.task.isDuplicate(src)) continue;
+      const decoded = await this.decodeWithRetry(src, heartbeat);
+      try {
+        h.task.accept(src, decoded, this.o.clock());
+      } catch (e) {
+        if (e instanceof InvariantViolation) return this.stopTask(h, e, payload);
+        throw e;
+      }
+      n++;
+      if (h.task.pendingCount >= this.o.maxPendingPerTask && !(await this.commitOrRestart(h))) return;
+      if ((n & 1023) === 0) await heartbeat();
+    }
+    this.o.metrics.recordsIn.inc({ processor: this.name, topic }, n);
+    this.o.metrics.batchSeconds.observe({ processor: this.name }, Number(process.hrtime.bigint() - t0) / 1e9);
+    const lag = Math.max(0, Number(batch.highWatermark) - (h.task.nextOffset(topic) ?? 0));
+    this.lag.set(`${batch.topic}/${batch.partition}`, lag);
+    this.o.metrics.consumerLag.set({ processor: this.name, topic, partition: String(batch.partition) }, lag);
+    if (this.o.clock() - h.lastCommitAt >= this.o.commitIntervalMs) await this.commitOrRestart(h);
+  }
+
+  private async decodeWithRetry(src: SourceRecord, heartbeat: () => Promise<void>): Promise<Decoded> {
+    let backoff = 200;
+    while (true) {
+      try {
+        return await this.o.codec.decode(src);
+      } catch (e) {
+        if (!this.o.codec.isTransient(e)) throw e;
+        this.o.metrics.registryRetries.inc({ processor: this.name });
+        this.lastError = `registry unavailable: ${String(e)}`;
+        this.o.log.warn('schema registry unavailable; retrying (nothing goes to the DLQ)', {
+          backoffMs: backoff,
+        });
+        await sleep(backoff);
+        await heartbeat().catch(() => undefined);
+        backoff = Math.min(backoff * 2, 10_000);
+      }
+    }
+  }
+
+  /** A broken invariant: stop this partition loudly, never skip money. Its uncommitted work is discarded. */
+  private async stopTask(h: TaskHandle<S>, e: InvariantViolation, payload: EachBatchPayload): Promise<void> {
+    h.stoppedBy = e.message;
+    this.lastError = `partition ${h.partition} stopped: ${e.message}`;
+    this.o.metrics.stoppedPartitions.set(
+      { processor: this.name },
+      [...this.tasks.values()].filter((x) => x.stoppedBy).length,
+    );
+    this.o.log.error('broken invariant: partition stopped; fix and restart the processor', {
+      partition: h.partition,
+      error: e.message,
+    });
+    payload.pause();
+  }
+
+  private async onTimer(): Promise<void> {
+    if (this.stopping || this.restarting) return;
+    const generation = this.generation;
+    await this.lock.run(async () => {
+      if (generation !== this.generation) return;
+      const now = this.o.clock();
+      const tick = now - this.lastTickAt >= this.o.tickIntervalMs;
+      if (tick) this.lastTickAt = now;
+      let keys = 0;
+      for (const h of this.tasks.values()) {
+        if (!h.isReady || h.stoppedBy) continue;
+        keys += h.task.size;
+        if (tick) {
+          try {
+            h.task.tickDue(now);
+          } catch (e) {
+            if (e instanceof InvariantViolation) {
+              h.stoppedBy = e.message;
+              continue;
+            }
+            throw e;
+          }
+        }
+        if (now - h.lastCommitAt >= this.o.commitIntervalMs && !(await this.commitOrRestart(h))) return;
+      }
+      this.o.metrics.stateKeys.set({ processor: this.name }, keys);
+      if (this.totalLag() === 0) this.progressAt = now;
+    });
+  }
+
+  /** Commits; on failure the in-memory state is ahead of what is durable, so the engine restarts. */
+  private async commitOrRestart(h: TaskHandle<S>): Promise<boolean> {
+    try {
+      await this.commit(h);
+      return true;
+    } catch (e) {
+      this.o.metrics.aborts.inc({ processor: this.name, reason: errorName(e) });
+      // Not awaited: the restart waits for this batch to return.
+      void this.restartEngine(`commit failed on partition ${h.partition}: ${String(e)}`);
+      return false;
+    }
+  }
+
+  private async commit(h: TaskHandle<S>): Promise<void> {
+    const now = this.o.clock();
+    if (!h.task.hasPending()) {
+      h.lastCommitAt = now;
+      return;
+    }
+    const flush = h.task.drain();
+    const topicMessages = this.messagesOf(flush, h.partition, now);
+    const offsets = [...flush.offsets].map(([topic, offset]) => ({
+      topic: this.physical(topic),
+      partitions: [{ partition: h.partition, offset: String(offset) }],
+    }));
+    const t0 = process.hrtime.bigint();
+    const producer = h.producer!;
+    if (this.o.guarantee === 'exactly_once') {
+      const txn = await producer.transaction();
+      try {
+        await txn.sendBatch({ topicMessages, acks: -1 });
+        await txn.sendOffsets({ consumerGroupId: this.o.applicationId, topics: offsets });
+        await txn.commit();
+      } catch (e) {
+        await txn.abort().catch(() => undefined);
+        throw e;
+      }
+    } else {
+      await producer.sendBatch({ topicMessages, acks: -1 });
+      await this.consumer?.commitOffsets(
+        offsets.flatMap((t) => t.partitions.map((p) => ({ topic: t.topic, ...p }))),
+      );
+    }
+    const end = this.o.clock();
+    h.lastCommitAt = end;
+    this.progressAt = end;
+    this.o.metrics.commitSeconds.observe(
+      { processor: this.name },
+      Number(process.hrtime.bigint() - t0) / 1e9,
+    );
+    this.o.metrics.lastCommit.set({ processor: this.name }, end / 1000);
+    if (flush.oldestTimestamp !== undefined) {
+      this.o.metrics.eventToCommitSeconds.observe(
+        { processor: this.name },
+        Math.max(0, end - flush.oldestTimestamp) / 1000,
+      );
+    }
+    for (const tm of topicMessages) {
+      if (tm.topic !== this.changelog) {
+        this.o.metrics.recordsOut.inc(
+          { processor: this.name, topic: tm.topic.slice(this.prefix.length) },
+          tm.messages.length,
+        );
+      }
+    }
+    for (const r of flush.rejected) {
+      this.o.metrics.deadLetters.inc({ processor: this.name, topic: r.source.topic, reason: r.reasonCode });
+    }
+  }
+
+  private messagesOf(
+    flush: Flush,
+    partition: number,
+    now: number,
+  ): Array<{ topic: string; messages: Message[] }> {
+    const byTopic = new Map<string, Message[]>();
+    const add = (topic: string, m: Message): void => {
+      let list = byTopic.get(topic);
+      if (!list) byTopic.set(topic, (list = []));
+      list.push(m);
+    };
+    for (const o of flush.outputs)
+      add(this.physical(o.topic), { key: o.key, value: this.o.codec.encode(o.topic, o.value) });
+    for (const r of flush.rejected) {
+      add(this.physical(this.o.deadLetters.topic), {
+        key: r.source.key,
+        value: this.o.deadLetters.encode(r, now),
+      });
+    }
+    // State for partition p lives in changelog partition p, whatever its key hashes to.
+    for (const c of flush.changelog) add(this.changelog, { key: c.key, value: c.value, partition });
+    return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+  }
+
+  private async ensureChangelogTopic(): Promise<void> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const meta = await admin.fetchTopicMetadata({ topics: this.inputTopics() });
+      const count = meta.topics[0]!.partitions.length;
+      const existing = await admin.listTopics();
+      if (!existing.includes(this.changelog)) {
+        await admin.createTopics({
+          waitForLeaders: true,
+          topics: [
+            {
+              topic: this.changelog,
+              numPartitions: count,
+              replicationFactor: 1,
+              configEntries: [
+                { name: 'cleanup.policy', value: 'compact' },
+                { name: 'min.compaction.lag.ms', value: '0' },
+                { name: 'segment.ms', value: '600000' },
+              ],
+            },
+          ],
+        });
+      } else {
+        const [cl] = (await admin.fetchTopicMetadata({ topics: [this.changelog] })).topics;
+        if (cl!.partitions.length !== count) {
+          throw new Error(
+            `${this.changelog} has ${cl!.partitions.length} partitions but the inputs have ${count}`,
+          );
+        }
+      }
+    } finally {
+      await admin.disconnect();
+    }
+  }
+}
+
+function errorName(e: unknown): string {
+  return e instanceof Error ? (e.name || 'Error').slice(0, 40) : 'unknown';
+}

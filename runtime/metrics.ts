@@ -1,0 +1,124 @@
+/**
+ * The runtime's Prometheus metrics. Labels are bounded: processor, topic, partition number,
+ * reason code. Never a merchant or loan id (cardinality and privacy).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export class RuntimeMetrics {
+  readonly recordsIn: Counter<'processor' | 'topic'>;
+  readonly recordsOut: Counter<'processor' | 'topic'>;
+  readonly deadLetters: Counter<'processor' | 'topic' | 'reason'>;
+  readonly batchSeconds: Histogram<'processor'>;
+  readonly commitSeconds: Histogram<'processor'>;
+  readonly eventToCommitSeconds: Histogram<'processor'>;
+  readonly aborts: Counter<'processor' | 'reason'>;
+  readonly restoreSeconds: Histogram<'processor'>;
+  readonly restoredKeys: Counter<'processor'>;
+  readonly consumerLag: Gauge<'processor' | 'topic' | 'partition'>;
+  readonly restarts: Counter<'processor' | 'reason'>;
+  readonly stoppedPartitions: Gauge<'processor'>;
+  readonly stateKeys: Gauge<'processor'>;
+  readonly registryRetries: Counter<'processor'>;
+  readonly lastCommit: Gauge<'processor'>;
+
+  constructor(readonly registry: Registry = new Registry()) {
+    const r = [registry];
+    collectDefaultMetrics({ register: registry, prefix: 'holdback_process_' });
+    this.recordsIn = new Counter({
+      name: 'holdback_records_in_total',
+      help: 'Input records consumed',
+      labelNames: ['processor', 'topic'],
+      registers: r,
+    });
+    this.recordsOut = new Counter({
+      name: 'holdback_records_out_total',
+      help: 'Output records committed',
+      labelNames: ['processor', 'topic'],
+      registers: r,
+    });
+    this.deadLetters = new Counter({
+      name: 'holdback_dlq_total',
+      help: 'Input records sent to the DLQ, by reason code',
+      labelNames: ['processor', 'topic', 'reason'],
+      registers: r,
+    });
+    this.batchSeconds = new Histogram({
+      name: 'holdback_batch_process_seconds',
+      help: 'Time to decode and process one fetched batch',
+      labelNames: ['processor'],
+      buckets: LATENCY_BUCKETS,
+      registers: r,
+    });
+    this.commitSeconds = new Histogram({
+      name: 'holdback_commit_seconds',
+      help: 'Time to commit one task transaction (outputs, changelog, offsets)',
+      labelNames: ['processor'],
+      buckets: LATENCY_BUCKETS,
+      registers: r,
+    });
+    this.eventToCommitSeconds = new Histogram({
+      name: 'holdback_event_to_commit_seconds',
+      help: 'From the oldest input record timestamp in a commit to the commit',
+      labelNames: ['processor'],
+      buckets: LATENCY_BUCKETS,
+      registers: r,
+    });
+    this.aborts = new Counter({
+      name: 'holdback_transaction_aborts_total',
+      help: 'Transactions aborted',
+      labelNames: ['processor', 'reason'],
+      registers: r,
+    });
+    this.restoreSeconds = new Histogram({
+      name: 'holdback_restore_seconds',
+      help: 'Time to restore assigned tasks from their changelog',
+      labelNames: ['processor'],
+      buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers: r,
+    });
+    this.restoredKeys = new Counter({
+      name: 'holdback_restored_keys_total',
+      help: 'State entries read back from changelogs',
+      labelNames: ['processor'],
+      registers: r,
+    });
+    this.consumerLag = new Gauge({
+      name: 'holdback_consumer_lag',
+      help: 'Records behind the end of each input partition',
+      labelNames: ['processor', 'topic', 'partition'],
+      registers: r,
+    });
+    this.restarts = new Counter({
+      name: 'holdback_engine_restarts_total',
+      help: 'Consumer/producer restarts after a crash or a failed commit',
+      labelNames: ['processor', 'reason'],
+      registers: r,
+    });
+    this.stoppedPartitions = new Gauge({
+      name: 'holdback_stopped_partitions',
+      help: 'Partitions stopped on a broken invariant',
+      labelNames: ['processor'],
+      registers: r,
+    });
+    this.stateKeys = new Gauge({
+      name: 'holdback_state_keys',
+      help: 'Keys held in the state stores of this instance',
+      labelNames: ['processor'],
+      registers: r,
+    });
+    this.registryRetries = new Counter({
+      name: 'holdback_registry_retries_total',
+      help: 'Decode retries while the schema registry was unreachable',
+      labelNames: ['processor'],
+      registers: r,
+    });
+    this.lastCommit = new Gauge({
+      name: 'holdback_last_commit_timestamp_seconds',
+      help: 'Wall-clock time of the last successful commit',
+      labelNames: ['processor'],
+      registers: r,
+    });
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * The heart of the runtime, with no I/O: one task owns one partition number of every input
+ * topic (they are co-partitioned), the state of every key in it, its timers, and the effects of
+ * the records it processed since the last commit. The Kafka runtime and the broker-free test
+ * driver both run records through this class, so tests exercise the code path production uses.
+ *
+ * A record is processed at most once per task: the task remembers the next offset of each input
+ * topic-partition, restores it from the changelog with the state, and skips anything below it
+ * (a re-delivery after a seek or a rebalance).
+ */
+import {
+  InvariantViolation,
+  type InputRecord,
+  type OutputRecord,
+  type Processor,
+  type StepResult,
+} from '../processors/api';
+import { TimerQueue } from './timers';
+
+/** A record as it came off Kafka, before decoding. */
+export interface SourceRecord {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  readonly timestamp: number;
+}
+
+export type Decoded = { ok: true; record: InputRecord } | { ok: false; reasonCode: string; detail: string };
+
+/** A record the task could not accept: decoding failed or the processor rejected it. */
+export interface Rejected {
+  readonly source: SourceRecord;
+  readonly reasonCode: string;
+  readonly detail: string;
+}
+
+/** The state-changelog key under which a task keeps its input offsets (ids never start with NUL). */
+export const OFFSETS_KEY = '\u0000offsets';
+
+/** Everything a task must make durable in one commit. */
+export interface Flush {
+  readonly outputs: readonly OutputRecord[];
+  readonly rejected: readonly Rejected[];
+  /** Changed keys and their encoded state (null: deleted), plus the offsets entry. */
+  readonly changelog: ReadonlyArray<{ key: string; value: Buffer | null }>;
+  /** Next offset to consume per input topic: what the commit moves the group to. */
+  readonly offsets: ReadonlyMap<string, number>;
+  /** Source timestamps of the records in this flush, for latency metrics. */
+  readonly oldestTimestamp: number | undefined;
+}
+
+export type AcceptResult = 'processed' | 'rejected' | 'skipped';
+
+export class Task<S> {
+  private readonly state = new Map<string, S>();
+  private readonly timers = new TimerQueue();
+  private readonly nextOffsets = new Map<string, number>();
+  private outputs: OutputRecord[] = [];
+  private rejected: Rejected[] = [];
+  private dirty = new Set<string>();
+  private offsetsMoved = false;
+  private oldestTimestamp: number | undefined;
+
+  constructor(
+    readonly processor: Processor<S>,
+    readonly partition: number,
+  ) {}
+
+  // ---- restore (from the changelog, before any record is accepted) ----
+
+  restore(key: string, value: Buffer | null): void {
+    if (key === OFFSETS_KEY) {
+      if (value === null) return;
+      const offsets = JSON.parse(value.toString('utf8')) as Record<string, number>;
+      for (const [topic, offset] of Object.entries(offsets)) this.nextOffsets.set(topic, offset);
+      return;
+    }
+    if (value === null) {
+      this.state.delete(key);
+      this.timers.delete(key);
+      return;
+    }
+    const s = this.processor.stateSerde.decode(value);
+    this.state.set(key, s);
+    this.setTimer(key, s);
+  }
+
+  /** Timers are derived from state (Processor.timerAt), so a restored task has them too. */
+  private setTimer(key: string, s: S | undefined): void {
+    const at = s === undefined ? undefined : this.processor.timerAt?.(s);
+    if (at === undefined) this.timers.delete(key);
+    else this.timers.set(key, at);
+  }
+
+  /** The next offset to consume for `topic` (undefined: none recorded; use the group's). */
+  nextOffset(topic: string): number | undefined {
+    return this.nextOffsets.get(topic);
+  }
+
+  get size(): number {
+    return this.state.size;
+  }
+
+  get(key: string): S | undefined {
+    return this.state.get(key);
+  }
+
+  keys(): IterableIterator<string> {
+    return this.state.keys();
+  }
+
+  // ---- processing ----
+
+  /** True when this record was already processed (it is below the task's next offset). */
+  isDuplicate(src: SourceRecord): boolean {
+    const next = this.nextOffsets.get(src.topic);
+    return next !== undefined && src.offset < next;
+  }
+
+  accept(src: SourceRecord, decoded: Decoded, now: number): AcceptResult {
+    if (src.partition !== this.partition) {
+      throw new InvariantViolation(
+        `task ${this.partition} was handed partition ${src.partition} of ${src.topic}`,
+      );
+    }
+    if (this.isDuplicate(src)) return 'skipped';
+    this.advance(src);
+    if (!decoded.ok) {
+      this.rejected.push({ source: src, reasonCode: decoded.reasonCode, detail: decoded.detail });
+      return 'rejected';
+    }
+    const { key } = decoded.record;
+    const before = this.state.get(key);
+    const step = this.processor.process(before, decoded.record, { now });
+    if (step.rejection) {
+      if (step.outputs.length > 0 || step.state !== before) {
+        throw new InvariantViolation(
+          `${this.processor.name} rejected a record but changed state or emitted outputs`,
+        );
+      }
+      this.rejected.push({
+        source: src,
+        reasonCode: step.rejection.reasonCode,
+        detail: step.rejection.detail,
+      });
+      return 'rejected';
+    }
+    this.apply(key, step);
+    return 'processed';
+  }
+
+  /** Calls `tick` for every key whose timer is due at `now`; returns how many keys ticked. */
+  tickDue(now: number): number {
+    const tick = this.processor.tick;
+    if (!tick) return 0;
+    let n = 0;
+    for (const key of this.timers.popDue(now)) {
+      const s = this.state.get(key);
+      if (s === undefined) continue;
+      this.apply(key, tick.call(this.processor, s, key, { now }));
+      n++;
+    }
+    return n;
+  }
+
+  private advance(src: SourceRecord): void {
+    this.nextOffsets.set(src.topic, src.offset + 1);
+    this.offsetsMoved = true;
+    if (this.oldestTimestamp === undefined || src.timestamp < this.oldestTimestamp)
+      this.oldestTimestamp = src.timestamp;
+  }
+
+  private apply(key: string, step: StepResult<S>): void {
+    if (step.state === undefined) this.state.delete(key);
+    else this.state.set(key, step.state);
+    // Every processed key is written to the changelog: a processor that mutated its state in
+    // place and returned the same object must not lose the change on restore.
+    this.dirty.add(key);
+    this.setTimer(key, step.state);
+    for (const o of step.outputs) this.outputs.push(o);
+  }
+
+  // ---- commit ----
+
+  get pendingCount(): number {
+    return this.outputs.length + this.rejected.length + this.dirty.size;
+  }
+
+  hasPending(): boolean {
+    return this.offsetsMoved || this.pendingCount > 0;
+  }
+
+  /** Takes the effects since the last drain. The caller commits them atomically or discards the task. */
+  drain(): Flush {
+    const changelog: Array<{ key: string; value: Buffer | null }> = [];
+    for (const key of this.dirty) {
+      const s = this.state.get(key);
+      changelog.push({ key, value: s === undefined ? null : this.processor.stateSerde.encode(s) });
+    }
+    if (this.offsetsMoved) {
+      changelog.push({
+        key: OFFSETS_KEY,
+        value: Buffer.from(JSON.stringify(Object.fromEntries(this.nextOffsets))),
+      });
+    }
+    const flush: Flush = {
+      outputs: this.outputs,
+      rejected: this.rejected,
+      changelog,
+      offsets: new Map(this.nextOffsets),
+      oldestTimestamp: this.oldestTimestamp,
+    };
+    this.outputs = [];
+    this.rejected = [];
+    this.dirty = new Set();
+    this.offsetsMoved = false;
+    this.oldestTimestamp = undefined;
+    return flush;
+  }
+}

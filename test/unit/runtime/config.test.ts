@@ -1,0 +1,24 @@
+import { ConfigError } from '../../../connectors/endpoints';
+import { parseRunOptions } from '../../../runtime/config';
+
+test('defaults: exactly-once, 100 ms commits', () => {
+  const o = parseRunOptions([]);
+  expect(o.guarantee).toBe('exactly_once');
+  expect(o.commitIntervalMs).toBe(100);
+  expect(o.dlqPayload).toBe(false);
+});
+
+test('flags in both spellings', () => {
+  const o = parseRunOptions(['--commit-interval-ms=250', '--guarantee', 'at_least_once', '--dlq-payload']);
+  expect(o).toMatchObject({ commitIntervalMs: 250, guarantee: 'at_least_once', dlqPayload: true });
+});
+
+test.each([
+  [['--commit-interval-msec=5'], /unknown option --commit-interval-msec/],
+  [['--commit-interval-ms=0'], /bad option --commit-interval-ms=0/],
+  [['--guarantee=maybe'], /bad option --guarantee=maybe/],
+  [['repayment'], /unexpected argument 'repayment'/],
+])('%j stops start-up naming the option', (args, message) => {
+  expect(() => parseRunOptions(args)).toThrow(ConfigError);
+  expect(() => parseRunOptions(args)).toThrow(message);
+});

@@ -1,0 +1,106 @@
+import { InvariantViolation, type Processor } from '../../../processors/api';
+import { OFFSETS_KEY, Task, type SourceRecord } from '../../../runtime/task';
+import { TestDriver } from '../../../runtime/test-driver';
+import { countingProcessor, type Count } from './counting-processor';
+
+const T0 = Date.UTC(2026, 10, 1);
+
+function sale(merchant: string, amount: number, at = T0) {
+  return {
+    event_id: `${merchant}-${amount}-${at}`,
+    merchant_id: merchant,
+    sale_id: 's',
+    order_id: null,
+    type: 'CAPTURED' as const,
+    amount_minor: amount,
+    currency: 'USD',
+    occurred_at: at,
+  };
+}
+
+function src(offset: number, partition = 0): SourceRecord {
+  return {
+    topic: 'marketplace.sales.v1',
+    partition,
+    offset,
+    key: Buffer.from('m1'),
+    value: null,
+    timestamp: T0,
+  };
+}
+
+test('a record below the next offset is skipped: redelivery after a seek or rebalance changes nothing', () => {
+  const task = new Task(countingProcessor, 0);
+  const rec = { topic: 'marketplace.sales.v1' as const, key: 'm1', value: sale('m1', 5), timestamp: T0 };
+  expect(task.accept(src(0), { ok: true, record: rec }, T0)).toBe('processed');
+  expect(task.accept(src(1), { ok: true, record: rec }, T0)).toBe('processed');
+  expect(task.accept(src(1), { ok: true, record: rec }, T0)).toBe('skipped');
+  expect(task.accept(src(0), { ok: true, record: rec }, T0)).toBe('skipped');
+  expect(task.get('m1')?.sales).toBe(2);
+  expect(task.nextOffset('marketplace.sales.v1')).toBe(2);
+});
+
+test('decode failures and processor rejections are collected for the DLQ and still advance the offset', () => {
+  const task = new Task(countingProcessor, 0);
+  task.accept(src(0), { ok: false, reasonCode: 'BAD_MAGIC_BYTE', detail: 'x' }, T0);
+  task.accept(
+    src(1),
+    { ok: true, record: { topic: 'marketplace.sales.v1', key: 'm1', value: sale('m1', 0), timestamp: T0 } },
+    T0,
+  );
+  const flush = task.drain();
+  expect(flush.rejected.map((r) => [r.source.offset, r.reasonCode])).toEqual([
+    [0, 'BAD_MAGIC_BYTE'],
+    [1, 'ZERO'],
+  ]);
+  expect(flush.offsets.get('marketplace.sales.v1')).toBe(2);
+  expect(flush.changelog.map((c) => c.key)).toEqual([OFFSETS_KEY]);
+});
+
+test('a task rebuilt from its changelog has the same state, offsets and timers', () => {
+  const a = new Task(countingProcessor, 0);
+  a.accept(
+    src(0),
+    { ok: true, record: { topic: 'marketplace.sales.v1', key: 'm1', value: sale('m1', 7), timestamp: T0 } },
+    T0,
+  );
+  const flush = a.drain();
+  const b = new Task(countingProcessor, 0);
+  for (const c of flush.changelog) b.restore(c.key, c.value);
+  expect(b.get('m1')).toEqual(a.get('m1'));
+  expect(b.nextOffset('marketplace.sales.v1')).toBe(1);
+  expect(b.tickDue(T0 + 999)).toBe(0);
+  expect(b.tickDue(T0 + 1000)).toBe(1);
+  expect(b.get('m1')?.expired).toBe(true);
+});
+
+test('a processor that rejects but changes state breaks an invariant', () => {
+  const bad: Processor<Count> = {
+    ...countingProcessor,
+    process: (_s, input) => ({
+      state: { sales: 1, amountMinor: 0, deadline: 0, expired: false },
+      outputs: [],
+      rejection: { reasonCode: 'X', detail: String(input.key) },
+    }),
+  };
+  const task = new Task(bad, 0);
+  expect(() =>
+    task.accept(
+      src(0),
+      { ok: true, record: { topic: 'marketplace.sales.v1', key: 'm1', value: sale('m1', 1), timestamp: T0 } },
+      T0,
+    ),
+  ).toThrow(InvariantViolation);
+});
+
+test('the test driver: uncommitted work is lost on a crash and redone from the changelog', () => {
+  const d = new TestDriver(countingProcessor, { startAt: T0, autoCommit: false });
+  d.pipe('marketplace.sales.v1', sale('m1', 3));
+  d.commit();
+  d.pipe('marketplace.sales.v1', sale('m1', 4));
+  expect(d.state('m1')?.amountMinor).toBe(7);
+  d.crash();
+  expect(d.state('m1')?.amountMinor).toBe(3);
+  d.advanceTime(1000);
+  expect(d.state('m1')?.expired).toBe(true);
+});
