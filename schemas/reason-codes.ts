@@ -1,0 +1,78 @@
+/**
+ * Stable reason codes: why an input record is not accepted. A record sent to the dead-letter
+ * topic (holdback.dlq.v1) carries one of these in `reason_code`; operators alert and count by
+ * them, so a code is never renamed or reused with another meaning (docs/reason-codes.md).
+ *
+ * DLQ_REASON_CODES are found by the decode and validation layer (connectors/codec.ts,
+ * schemas/validate.ts). They are listed in precedence order: the stage that finds a problem
+ * first (the header, then the schema, the Avro body, the field rules, the record rules, the key)
+ * decides the code, so the same bytes always get the same code.
+ */
+export const DLQ_REASON_CODES = {
+  MISSING_VALUE: 'The record has no value (a tombstone) on a topic whose records all carry one.',
+  TRUNCATED_HEADER: 'The value is shorter than the 5-byte Confluent header (magic byte + schema id).',
+  BAD_MAGIC_BYTE: 'The first byte is not 0, the magic byte of the Confluent wire format.',
+  PAYLOAD_TOO_LARGE: 'The value is larger than the configured maximum (1 MiB by default).',
+  UNKNOWN_SCHEMA_ID:
+    'The schema registry answers that it has no schema with the id in the header (HTTP 404).',
+  SCHEMA_MISMATCH:
+    "The writer schema is not resolvable to the topic's record: another record, an incompatible change, or not Avro.",
+  MALFORMED_AVRO:
+    'The Avro body does not decode with its writer schema: truncated, impossible lengths or counts, a bad union or enum index, or trailing bytes.',
+  UNSAFE_INTEGER: 'An int or long is beyond +-(2^53 - 1), where a JavaScript number would silently round it.',
+  INVALID_RECORD:
+    "A value from a non-Avro source (JSON, HTTP) does not have the record's shape: a missing, unknown or mistyped field.",
+  NEGATIVE_AMOUNT: 'An amount (a *_minor field) is below 0.',
+  AMOUNT_OUT_OF_RANGE:
+    'An amount is above the ceiling of 10^13 minor units, or is 0 where it must be positive.',
+  UNKNOWN_CURRENCY: 'A currency field is not an ISO 4217 code of a currency (schemas/iso4217.ts).',
+  TIMESTAMP_OUT_OF_RANGE:
+    'A timestamp is before 2000-01-01 or later than now plus the allowed clock skew (1 day by default).',
+  STRING_TOO_LONG:
+    'A string is longer than its limit: 256 characters for ids and map keys, 4096 for other text.',
+  INVALID_ID: 'An id (a *_id field) is empty or holds control, format, separator or replacement characters.',
+  INVALID_MAP_KEY:
+    'A map key is empty, a reserved name (__proto__, constructor, prototype) or holds control characters.',
+  INVALID_FIELD:
+    'A number is outside its range where no more specific code applies (a negative count or offset, a rate outside 1..10000 bps).',
+  MISSING_LOAN_TERMS:
+    'A FUNDED loan event lacks one of its terms (principal, fee, rate, minimum payment, period, currency).',
+  INVALID_LOAN_TERMS:
+    'A FUNDED loan event has a term out of range: principal <= 0, rate outside 1..10000 bps, or period outside 1..366 days.',
+  KEY_MISMATCH: "The Kafka key is missing or differs from the record's key field (merchant_id or loan_id).",
+} as const;
+
+export type DlqReasonCode = keyof typeof DLQ_REASON_CODES;
+
+/**
+ * Rejections decided by the processors (processors/api.ts `Rejection`): data that decodes and
+ * validates but that the business rules refuse. They are added here with the processors.
+ */
+export const PROCESSOR_REASON_CODES = {
+  // processors/repayment, in the order its checks run (docs/reason-codes.md, "Repayment rejection codes").
+  MERCHANT_MISMATCH:
+    "The record's merchant_id differs from its Kafka key (the merchant whose loans the state holds).",
+  INVALID_PAYOUT:
+    "A payout whose amounts, currency or occurred_at are malformed (when it bypassed the codec's rules).",
+  INVALID_LOAN_EVENT:
+    'A loan event whose occurred_at is malformed, or a FUNDED whose terms are missing or out of range.',
+  DUPLICATE_LOAN: 'FUNDED for a loan_id this merchant already has.',
+  UNKNOWN_LOAN:
+    'PAUSED, RESUMED, PAID_OFF_EXTERNALLY or WRITTEN_OFF for a loan_id never FUNDED for this merchant.',
+  INVALID_TRANSITION:
+    "A status event the loan's status does not allow (RESUMED when not PAUSED, anything after a terminal event).",
+} as const;
+
+export type ProcessorReasonCode = keyof typeof PROCESSOR_REASON_CODES;
+
+export type ReasonCode = DlqReasonCode | ProcessorReasonCode;
+
+/** Every reason code with its one-line meaning. */
+export const REASON_CODES: Readonly<Record<ReasonCode, string>> = {
+  ...DLQ_REASON_CODES,
+  ...PROCESSOR_REASON_CODES,
+};
+
+export function isReasonCode(code: string): code is ReasonCode {
+  return Object.prototype.hasOwnProperty.call(REASON_CODES, code);
+}
