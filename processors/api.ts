@@ -46,8 +46,6 @@ export interface StepResult<S> {
    * A rejecting step must return the state it was given and no outputs.
    */
   readonly rejection?: Rejection;
-  /** When the runtime should next call `tick` for this key (ms since the epoch); undefined: no timer. */
-  readonly timerAt?: number;
 }
 
 /** Turns a key's state into bytes for its changelog topic and back. */
@@ -65,8 +63,9 @@ export interface Processor<S> {
   /** Handle one input record for `input.key`, whose current state is `state` (undefined if none). */
   process(state: S | undefined, input: InputRecord, ctx: Context): StepResult<S>;
   /**
-   * When the runtime should next call `tick` for a key in this state (undefined: no timer).
-   * Derived from the state, so timers survive a restore without being stored.
+   * When the runtime should next call `tick` for a key in this state (ms since the epoch;
+   * undefined: no timer). Derived from the state, so timers survive a restore without being
+   * stored. After a tick at `now` it must be later than `now`, or the key would tick again at once.
    */
   timerAt?(state: S): number | undefined;
   /** Timers: called when the runtime's clock passes the key's `timerAt`. */

@@ -10,6 +10,7 @@ export const TOPICS = {
   loanEvents: 'lending.loans.v1',
   deductions: 'holdback.deductions.v1',
   loanStates: 'holdback.loans.v1',
+  settlements: 'holdback.settlements.v1',
   eligibility: 'holdback.eligibility.v1',
   dlq: 'holdback.dlq.v1',
 } as const;
@@ -36,6 +37,13 @@ export const TOPIC_SPECS: readonly TopicSpec[] = [
   { name: TOPICS.deductions, record: 'Deduction', keyField: 'merchant_id', compacted: false, role: 'output' },
   { name: TOPICS.loanStates, record: 'LoanState', keyField: 'loan_id', compacted: true, role: 'output' },
   {
+    name: TOPICS.settlements,
+    record: 'PayoutSettlement',
+    keyField: 'merchant_id',
+    compacted: false,
+    role: 'output',
+  },
+  {
     name: TOPICS.eligibility,
     record: 'EligibilityDecision',
     keyField: 'merchant_id',
@@ -59,6 +67,7 @@ import type {
   LoanState,
   OrderEvent,
   PayoutEvent,
+  PayoutSettlement,
   SaleEvent,
 } from './generated/types';
 
@@ -70,6 +79,7 @@ export interface TopicRecords {
   'lending.loans.v1': LoanEvent;
   'holdback.deductions.v1': Deduction;
   'holdback.loans.v1': LoanState;
+  'holdback.settlements.v1': PayoutSettlement;
   'holdback.eligibility.v1': EligibilityDecision;
   'holdback.dlq.v1': DeadLetter;
 }

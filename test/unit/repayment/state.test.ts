@@ -1,0 +1,53 @@
+import {
+  createRepaymentProcessor,
+  deductionId,
+  DEFAULT_REPAYMENT_CONFIG,
+  repaymentStateSerde,
+} from '../../../processors/repayment';
+import { day, funded, payout } from './fixtures';
+import { newDriver, send } from './table';
+
+describe('repayment: state serde and configuration', () => {
+  it('round-trips a state whose ids are hostile object keys', () => {
+    const driver = newDriver();
+    const m = '__proto__';
+    send(driver, funded('constructor', day(0), {}, { merchant: m, eventId: '__proto__' }));
+    send(driver, payout('SCHEDULED', 'toString', 1000, day(1), { merchant: m, eventId: 'hasOwnProperty' }));
+    const state = driver.state(m)!;
+    const bytes = repaymentStateSerde.encode(state);
+    expect(repaymentStateSerde.decode(bytes)).toEqual(state);
+    expect(repaymentStateSerde.encode(repaymentStateSerde.decode(bytes)).equals(bytes)).toBe(true);
+    expect([...state.loans.keys()]).toEqual(['constructor']);
+    expect([...state.payouts.keys()]).toEqual(['toString']);
+    expect(({} as Record<string, unknown>)['loanId']).toBeUndefined(); // no prototype was polluted
+  });
+
+  it('refuses a state written by an unknown serde version', () => {
+    expect(() => repaymentStateSerde.decode(Buffer.from(JSON.stringify({ v: 2 })))).toThrow(/version 2/);
+    expect(() => repaymentStateSerde.decode(Buffer.from('null'))).toThrow(/version/);
+  });
+
+  it('takes documented defaults and refuses unknown keys and bad values', () => {
+    expect(DEFAULT_REPAYMENT_CONFIG.terminalPayoutRetentionMs).toBe(35 * 86_400_000);
+    expect(() => createRepaymentProcessor({ retentionDays: 3 } as never)).toThrow(
+      /unknown key 'retentionDays'/,
+    );
+    expect(() => createRepaymentProcessor({ eventIdRetentionMs: -1 })).toThrow(/eventIdRetentionMs/);
+    expect(() => createRepaymentProcessor({ paceWarmupBps: 10_001 })).toThrow(/paceWarmupBps/);
+  });
+
+  it('declares its topics', () => {
+    const p = createRepaymentProcessor();
+    expect(p.inputs).toEqual(['lending.loans.v1', 'marketplace.payouts.v1']);
+    expect(p.outputs).toEqual(['holdback.deductions.v1', 'holdback.loans.v1', 'holdback.settlements.v1']);
+  });
+});
+
+describe('repayment: deduction ids', () => {
+  it('are readable, deterministic and unambiguous when ids contain the separator', () => {
+    expect(deductionId('P1', 'L1', 'WITHHOLD')).toBe('P1:L1:WITHHOLD');
+    expect(deductionId('a:b', 'c', 'REVERSAL')).toBe('a%3Ab:c:REVERSAL');
+    expect(deductionId('a:b', 'c', 'WITHHOLD')).not.toBe(deductionId('a', 'b:c', 'WITHHOLD'));
+    expect(deductionId('a%3Ab', 'c', 'WITHHOLD')).not.toBe(deductionId('a:b', 'c', 'WITHHOLD'));
+  });
+});
