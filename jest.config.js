@@ -1,5 +1,6 @@
-// Two projects: `unit` needs nothing running; `integration` talks to the real local stack
-// (`holdback stack up`) and fails, never skips, when a service is unreachable.
+// Three projects: `unit` needs nothing running; `integration` talks to the real local stack
+// (`holdback stack up`) and fails, never skips, when a service is unreachable; `fault` kills and
+// restarts processes and the broker, so it runs alone (`jest --selectProjects fault --runInBand`).
 const transform = { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] };
 module.exports = {
   projects: [
@@ -14,6 +15,14 @@ module.exports = {
       testEnvironment: 'node',
       transform,
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/integration/global-setup.ts',
+    },
+    {
+      // Kills and restarts shared services: run alone, in band (scripts/test.sh does).
+      displayName: 'fault',
+      testEnvironment: 'node',
+      transform,
+      testMatch: ['<rootDir>/test/fault/**/*.test.ts'],
       globalSetup: '<rootDir>/test/integration/global-setup.ts',
     },
   ],

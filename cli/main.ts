@@ -9,6 +9,9 @@ export interface Command {
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
   stack: async () => (await import('./commands/stack')).command,
+  schemas: async () => (await import('./commands/schemas')).command,
+  run: async () => (await import('./commands/run')).command,
+  dlq: async () => (await import('./commands/dlq')).command,
 };
 
 function usage(): string {

@@ -268,6 +268,10 @@ export class KafkaRuntime<S> {
   /** Aligns tasks with a new assignment: drops revoked tasks (their uncommitted work is redone by the new owner), opens new ones. */
   private async reconcile(generation: number, assigned: Set<number>): Promise<void> {
     if (generation !== this.generation) return;
+    this.o.log.info('assignment', {
+      partitions: [...assigned].sort((a, b) => a - b),
+      revoked: [...this.tasks.keys()].filter((p) => !assigned.has(p)),
+    });
     for (const [p, h] of this.tasks) {
       if (assigned.has(p)) continue;
       this.tasks.delete(p);

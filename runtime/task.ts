@@ -153,16 +153,29 @@ export class Task<S> {
 
   /** Calls `tick` for every key whose timer is due at `now`; returns how many keys ticked. */
   tickDue(now: number): number {
-    const tick = this.processor.tick;
-    if (!tick) return 0;
+    if (!this.processor.tick) return 0;
     let n = 0;
-    for (const key of this.timers.popDue(now)) {
-      const s = this.state.get(key);
-      if (s === undefined) continue;
-      this.apply(key, tick.call(this.processor, s, key, { now }));
-      n++;
-    }
+    for (const key of this.timers.popDue(now)) if (this.tick(key, now)) n++;
     return n;
+  }
+
+  /** Calls `tick` for `key` at `now`, whether or not its timer is due; false if the key has no state. */
+  tick(key: string, now: number): boolean {
+    const tick = this.processor.tick;
+    const s = this.state.get(key);
+    if (!tick || s === undefined) return false;
+    this.apply(key, tick.call(this.processor, s, key, { now }));
+    return true;
+  }
+
+  /** The key's pending timer (undefined: none). */
+  timerAt(key: string): number | undefined {
+    return this.timers.get(key);
+  }
+
+  /** The earliest pending timer of any key (undefined: none). */
+  nextTimerAt(): number | undefined {
+    return this.timers.peek();
   }
 
   private advance(src: SourceRecord): void {

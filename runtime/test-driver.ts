@@ -1,12 +1,35 @@
 /**
  * A broker-free driver for processors, like Kafka Streams' TopologyTestDriver: it feeds records
  * through the runtime's own Task (offsets, rejections, timers, changelog encoding), commits after
- * each record unless told otherwise, advances a manual clock, and can "crash" a task: pending
- * effects are lost and the task is rebuilt from its changelog, as after a kill -9.
+ * each operation unless told otherwise, drives a manual clock, and can "crash" as after a kill -9.
+ *
+ * Time. A record is processed at the driver's clock (ctx.now) and fires no timer. setTime and
+ * advanceTime move the clock forward and fire each timer that falls due on the way at its own
+ * time, earliest first, as a runtime that ticks often would; a timer that was already due (a
+ * record can leave one behind the clock) fires at once, at the current time. For processor-level
+ * tests, setClock moves the clock either way without firing anything, and tick ticks one key at
+ * the current time whether or not its timer is due.
+ *
+ * Crashes. crash() discards every effect since the last commit and rebuilds each task from its
+ * changelog; the driver checks that the restored offsets resume exactly at the first record piped
+ * since then. By default those records are dropped from their topics, as if never produced (the
+ * next records piped take their offsets). With `redeliver`, Kafka redelivers them, and the restart
+ * is replayed deterministically: the clock goes back to its reading at the last commit and every
+ * operation since (pipe, setTime, advanceTime, setClock, tick) runs again. A runtime with
+ * exactly-once effects then ends with the state and committed outputs it would have had without
+ * the crash.
  */
-import type { InputRecord, OutputRecord, Processor, TopicWithRecord } from '../processors/api';
+import {
+  InvariantViolation,
+  type Context,
+  type InputRecord,
+  type OutputRecord,
+  type Processor,
+  type StepResult,
+  type TopicWithRecord,
+} from '../processors/api';
 import type { TopicRecords } from '../schemas/topics';
-import { Task, type Decoded, type Rejected, type SourceRecord } from './task';
+import { Task, type AcceptResult, type Decoded, type Rejected, type SourceRecord } from './task';
 
 export interface PipeOptions {
   key?: string;
@@ -17,72 +40,132 @@ export interface PipeOptions {
 export interface DriverOptions {
   /** Start of the manual clock, ms since the epoch. */
   startAt: number;
-  /** Commit after every piped record (default true); otherwise call commit(). */
+  /** Commit after every operation (default true); otherwise call commit(). */
   autoCommit?: boolean;
   /**
    * How a piped value becomes a Decoded record; the default accepts it as is. The codec-backed
    * variant encodes to Avro and decodes through connectors/codec, as the Kafka runtime does.
    */
   decode?: (topic: TopicWithRecord, key: string, value: unknown) => Decoded;
+  /** Encode and decode every new state before the task keeps it, as a restore would (default false). */
+  roundTripState?: boolean;
+  /** Fail when the processor changes the state it was given: its encoding before and after each call must match (default false). */
+  checkPurity?: boolean;
 }
+
+/** One call of the processor: which, for what key, at what ctx.now, and what it returned. */
+export interface DriverStep<S> {
+  readonly kind: 'process' | 'tick';
+  readonly partition: number;
+  readonly key: string;
+  readonly now: number;
+  /** As the processor returned it, before any roundTripState. */
+  readonly result: StepResult<S>;
+}
+
+/** A piped record, where Kafka keeps it. */
+export interface PipedRecord {
+  readonly topic: TopicWithRecord;
+  readonly partition: number;
+  readonly offset: number;
+  readonly key: string;
+  readonly value: unknown;
+  readonly timestamp: number;
+}
+
+/** An operation since the last commit: what a crash with redelivery replays. */
+type Op =
+  | { readonly op: 'pipe'; readonly record: PipedRecord }
+  | { readonly op: 'setTime'; readonly at: number }
+  | { readonly op: 'setClock'; readonly at: number }
+  | { readonly op: 'tick'; readonly key: string; readonly partition: number };
 
 export class TestDriver<S> {
   private nowMs: number;
+  /** The processor as the tasks see it: each call recorded, and checked or round-tripped as the options say. */
+  private readonly observed: Processor<S>;
   private readonly tasks = new Map<number, Task<S>>();
   private readonly changelogs = new Map<number, Map<string, Buffer | null>>();
-  private readonly offsets = new Map<string, number>();
+  /** The end of each input topic-partition: the offset the next piped record gets. */
+  private readonly logEnds = new Map<string, { topic: TopicWithRecord; partition: number; end: number }>();
   private readonly committed: OutputRecord[] = [];
   private readonly deadLetters: Rejected[] = [];
+  private readonly stepLog: Array<DriverStep<S>> = [];
   private readonly autoCommit: boolean;
+  private sinceCommit: Op[] = [];
+  /** The clock's reading at the last commit (or restart): where a replay starts. */
+  private committedAt: number;
+  private partitionInUse = 0;
 
   constructor(
     private readonly processor: Processor<S>,
     private readonly options: DriverOptions,
   ) {
     this.nowMs = options.startAt;
+    this.committedAt = options.startAt;
     this.autoCommit = options.autoCommit ?? true;
+    this.observed = this.observe(processor);
   }
 
   get now(): number {
     return this.nowMs;
   }
 
-  pipe<T extends TopicWithRecord>(
-    topic: T,
-    value: TopicRecords[T],
-    o: PipeOptions = {},
-  ): 'processed' | 'rejected' | 'skipped' {
+  /** Every call of the processor so far, in order, including those whose effects a crash lost. */
+  get steps(): ReadonlyArray<DriverStep<S>> {
+    return this.stepLog;
+  }
+
+  /** Appends a record to its topic-partition and processes it at the current clock. */
+  pipe<T extends TopicWithRecord>(topic: T, value: TopicRecords[T], o: PipeOptions = {}): AcceptResult {
     const key = o.key ?? String((value as { merchant_id?: string }).merchant_id ?? '');
     const partition = o.partition ?? 0;
     const tp = `${topic}/${partition}`;
-    const offset = this.offsets.get(tp) ?? 0;
-    this.offsets.set(tp, offset + 1);
-    const src: SourceRecord = {
+    const log = this.logEnds.get(tp) ?? { topic, partition, end: 0 };
+    this.logEnds.set(tp, { ...log, end: log.end + 1 });
+    const record: PipedRecord = {
       topic,
       partition,
-      offset,
-      key: Buffer.from(key),
-      value: null,
+      offset: log.end,
+      key,
+      value,
       timestamp: o.timestamp ?? this.nowMs,
     };
-    const decoded: Decoded = this.options.decode
-      ? this.options.decode(topic, key, value)
-      : { ok: true, record: { topic, key, value, timestamp: src.timestamp } as InputRecord };
-    const result = this.task(partition).accept(src, decoded, this.nowMs);
+    this.sinceCommit.push({ op: 'pipe', record });
+    const result = this.deliver(record);
     if (this.autoCommit) this.commit();
     return result;
   }
 
-  /** Moves the clock forward and fires due timers (then commits, with autoCommit). */
+  /** Moves the clock forward by `ms`, firing due timers at their own times (see setTime). */
   advanceTime(ms: number): void {
     this.setTime(this.nowMs + ms);
   }
 
+  /**
+   * Moves the clock forward to `at`. Each timer due by then fires at its own time, earliest first
+   * (one already due fires now), and a timer a tick sets is fired too if it falls due by `at`.
+   */
   setTime(at: number): void {
     if (at < this.nowMs) throw new Error(`the driver's clock only moves forward (${at} < ${this.nowMs})`);
-    this.nowMs = at;
-    for (const t of this.tasks.values()) t.tickDue(this.nowMs);
+    this.sinceCommit.push({ op: 'setTime', at });
+    this.fireUntil(at);
     if (this.autoCommit) this.commit();
+  }
+
+  /** Sets the clock, backwards too, and fires nothing: timers then due fire at the next setTime. */
+  setClock(at: number): void {
+    this.sinceCommit.push({ op: 'setClock', at });
+    this.nowMs = at;
+  }
+
+  /** Ticks `key` at the current clock whether or not its timer is due; undefined if it has no state. */
+  tick(key: string, partition = 0): DriverStep<S> | undefined {
+    if (!this.processor.tick) throw new Error(`${this.processor.name} has no tick`);
+    this.sinceCommit.push({ op: 'tick', key, partition });
+    const step = this.tickKey(key, partition);
+    if (this.autoCommit) this.commit();
+    return step;
   }
 
   /** Makes every task's pending effects durable, as one transaction per task would. */
@@ -94,14 +177,39 @@ export class TestDriver<S> {
       const log = this.changelogs.get(p)!;
       for (const { key, value } of flush.changelog) log.set(key, value);
     }
+    this.sinceCommit = [];
+    this.committedAt = this.nowMs;
   }
 
-  /** Loses every uncommitted effect and rebuilds each task from its changelog. */
-  crash(): void {
+  /**
+   * Loses every uncommitted effect and rebuilds each task from its changelog (see Crashes above).
+   * Returns the records piped since the last commit: dropped, or with `redeliver` processed again.
+   */
+  crash(o: { redeliver?: boolean } = {}): PipedRecord[] {
     for (const p of [...this.tasks.keys()]) {
       this.tasks.delete(p);
       this.task(p);
     }
+    const ops = this.sinceCommit;
+    const lost = ops.flatMap((op) => (op.op === 'pipe' ? [op.record] : []));
+    this.checkResumePoints(lost);
+    if (!o.redeliver) {
+      for (const [tp, log] of this.logEnds) {
+        const first = lost.find((r) => r.topic === log.topic && r.partition === log.partition);
+        if (first) this.logEnds.set(tp, { ...log, end: first.offset });
+      }
+      this.sinceCommit = [];
+      this.committedAt = this.nowMs;
+      return lost;
+    }
+    this.nowMs = this.committedAt;
+    for (const op of ops) {
+      if (op.op === 'pipe') this.deliver(op.record);
+      else if (op.op === 'setTime') this.fireUntil(op.at);
+      else if (op.op === 'setClock') this.nowMs = op.at;
+      else this.tickKey(op.key, op.partition);
+    }
+    return lost;
   }
 
   /** Committed outputs, optionally of one topic. */
@@ -120,10 +228,116 @@ export class TestDriver<S> {
     return this.tasks.get(partition)?.get(key);
   }
 
+  /** The key's pending timer (undefined: none). */
+  timer(key: string, partition = 0): number | undefined {
+    return this.tasks.get(partition)?.timerAt(key);
+  }
+
+  private deliver(r: PipedRecord): AcceptResult {
+    const src: SourceRecord = {
+      topic: r.topic,
+      partition: r.partition,
+      offset: r.offset,
+      key: Buffer.from(r.key),
+      value: null,
+      timestamp: r.timestamp,
+    };
+    const decoded: Decoded = this.options.decode
+      ? this.options.decode(r.topic, r.key, r.value)
+      : {
+          ok: true,
+          record: { topic: r.topic, key: r.key, value: r.value, timestamp: r.timestamp } as InputRecord,
+        };
+    this.partitionInUse = r.partition;
+    return this.task(r.partition).accept(src, decoded, this.nowMs);
+  }
+
+  private tickKey(key: string, partition: number): DriverStep<S> | undefined {
+    const n = this.stepLog.length;
+    this.partitionInUse = partition;
+    return this.task(partition).tick(key, this.nowMs) ? this.stepLog[n] : undefined;
+  }
+
+  /** Fires each timer due by `at` at its own time (or now, if already due), earliest first; the clock ends at `at`. */
+  private fireUntil(at: number): void {
+    while (this.processor.tick) {
+      const due = this.earliestTimer();
+      if (due === undefined || due > at) break;
+      const now = Math.max(due, this.nowMs);
+      this.nowMs = now;
+      for (const [p, t] of this.tasks) {
+        this.partitionInUse = p;
+        t.tickDue(now);
+      }
+      const next = this.earliestTimer();
+      if (next !== undefined && next <= now) {
+        throw new Error(`${this.processor.name}: a tick at ${now} left a timer at ${next}, not after it`);
+      }
+    }
+    this.nowMs = at;
+  }
+
+  private earliestTimer(): number | undefined {
+    let at: number | undefined;
+    for (const t of this.tasks.values()) {
+      const next = t.nextTimerAt();
+      if (next !== undefined && (at === undefined || next < at)) at = next;
+    }
+    return at;
+  }
+
+  /** A restarted consumer resumes at the restored offsets: they must be the first records not committed. */
+  private checkResumePoints(lost: readonly PipedRecord[]): void {
+    for (const { topic, partition, end } of this.logEnds.values()) {
+      const first = lost.find((r) => r.topic === topic && r.partition === partition)?.offset ?? end;
+      const resumeAt = this.tasks.get(partition)?.nextOffset(topic) ?? 0;
+      if (resumeAt !== first) {
+        throw new InvariantViolation(
+          `${topic}/${partition} would resume at offset ${resumeAt} after a crash, but ${first} is the first record not committed`,
+        );
+      }
+    }
+  }
+
+  private observe(p: Processor<S>): Processor<S> {
+    const serde = p.stateSerde;
+    const { roundTripState = false, checkPurity = false } = this.options;
+    const call = (
+      kind: DriverStep<S>['kind'],
+      key: string,
+      state: S | undefined,
+      now: number,
+      run: () => StepResult<S>,
+    ): StepResult<S> => {
+      const before = checkPurity && state !== undefined ? serde.encode(state) : undefined;
+      const result = run();
+      if (before && state !== undefined && !serde.encode(state).equals(before)) {
+        throw new Error(`${p.name} mutated the state it was given (${kind} of key ${key} at ${now})`);
+      }
+      this.stepLog.push({ kind, partition: this.partitionInUse, key, now, result });
+      if (!roundTripState || result.state === undefined || result.state === state) return result;
+      return { ...result, state: serde.decode(serde.encode(result.state)) };
+    };
+    const { timerAt, tick } = p;
+    return {
+      name: p.name,
+      inputs: p.inputs,
+      outputs: p.outputs,
+      stateSerde: serde,
+      process: (state, input, ctx) =>
+        call('process', input.key, state, ctx.now, () => p.process(state, input, ctx)),
+      ...(timerAt && { timerAt: (s: S) => timerAt.call(p, s) }),
+      ...(tick && {
+        tick: (s: S, key: string, ctx: Context) =>
+          call('tick', key, s, ctx.now, () => tick.call(p, s, key, ctx)),
+      }),
+    };
+  }
+
   private task(partition: number): Task<S> {
     let t = this.tasks.get(partition);
     if (!t) {
-      t = new Task(this.processor, partition);
+      t = new Task(this.observed, partition);
       let log = this.changelogs.get(partition);
       if (!log) this.changelogs.set(partition, (log = new Map()));
       for (const [key, value] of log) t.restore(key, value);

@@ -17,6 +17,11 @@ export class TimerQueue {
     this.at.delete(key);
   }
 
+  /** The key's pending time, if any. */
+  get(key: string): number | undefined {
+    return this.at.get(key);
+  }
+
   get size(): number {
     return this.at.size;
   }

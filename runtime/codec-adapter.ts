@@ -1,0 +1,59 @@
+/**
+ * Binds the Avro codec (connectors/codec.ts) and the dead-letter builder to the runtime's
+ * RuntimeCodec and DeadLetterSink: decode synchronously when the writer schema is cached (no
+ * promise per record on the hot path), fetch it otherwise; a registry outage is transient.
+ */
+import { Codec, RegistryUnavailableError } from '../connectors/codec';
+import { buildDeadLetter } from '../connectors/dead-letter';
+import type { InputRecord } from '../processors/api';
+import { TOPICS, type TopicName } from '../schemas/topics';
+import type { DeadLetterSink, RuntimeCodec } from './kafka-runtime';
+import type { Decoded, Rejected, SourceRecord } from './task';
+
+type DecodeResult = Awaited<ReturnType<Codec['decode']>>;
+
+function toDecoded(src: SourceRecord, r: DecodeResult): Decoded {
+  if (!r.ok) return { ok: false, reasonCode: r.reasonCode, detail: r.detail };
+  const record = {
+    topic: src.topic,
+    key: src.key?.toString('utf8') ?? '',
+    value: r.value,
+    timestamp: src.timestamp,
+  };
+  return { ok: true, record: record as InputRecord };
+}
+
+export function runtimeCodec(codec: Codec, clock: () => number): RuntimeCodec {
+  return {
+    decode(src) {
+      const topic = src.topic as TopicName;
+      const now = clock();
+      const cached = codec.tryDecodeCached(topic, src.key, src.value, now);
+      if (cached !== undefined) return toDecoded(src, cached);
+      return codec.decode(topic, src.key, src.value, now).then((r) => toDecoded(src, r));
+    },
+    encode: (topic, value) => codec.encode(topic as TopicName, value as never),
+    isTransient: (err) => err instanceof RegistryUnavailableError,
+  };
+}
+
+export function deadLetterSink(codec: Codec, includePayload: boolean): DeadLetterSink {
+  return {
+    topic: TOPICS.dlq,
+    encode: (r: Rejected, now: number) =>
+      codec.encode(
+        TOPICS.dlq,
+        buildDeadLetter(
+          {
+            topic: r.source.topic,
+            partition: r.source.partition,
+            offset: r.source.offset,
+            value: r.source.value,
+          },
+          { reasonCode: r.reasonCode, detail: r.detail },
+          now,
+          { includePayload },
+        ),
+      ),
+  };
+}
