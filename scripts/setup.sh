@@ -12,13 +12,15 @@ if [ "$node_major" -lt 20 ]; then
   exit 1
 fi
 
-# npm packages: reinstall when package-lock.json changed since the last install.
-lock_hash=$(sha256sum package-lock.json | cut -c1-16)
-stamp=node_modules/.holdback-lock-$lock_hash
-if [ ! -f "$stamp" ]; then
-  say "installing npm packages (npm ci)"
-  npm ci --no-audit --no-fund --loglevel=error
-  touch "$stamp"
+# npm packages: install when package.json or the lock file changed since the last install.
+# `npm install`, not `npm ci`: npm 11 leaves other platforms' optional packages (@swc/core-*)
+# out of the lock file and `npm ci` then refuses it as out of sync (npm/cli#4828).
+deps_hash() { cat package.json package-lock.json | sha256sum | cut -c1-16; }
+if [ ! -f "node_modules/.holdback-deps-$(deps_hash)" ]; then
+  say "installing npm packages (npm install)"
+  npm install --no-audit --no-fund --loglevel=error
+  rm -f node_modules/.holdback-deps-*
+  touch "node_modules/.holdback-deps-$(deps_hash)"
 else
   say "npm packages are current"
 fi

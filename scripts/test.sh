@@ -2,7 +2,8 @@
 # README command two: sets up everything and runs every test against the real local stack.
 #   npm test
 # Lint and type checks, unit tests (no services), integration tests (real Kafka, registry,
-# ClickHouse, Prometheus, Alertmanager), then the stack's own life-cycle checks. A stack that was
+# ClickHouse, Prometheus, Alertmanager), fault tests (processes and the broker killed and
+# restarted; run alone), then the stack's own life-cycle checks. A stack that was
 # already running is reused and left running; one this script started is stopped at the end.
 source "$(dirname "$0")/setup.sh"
 
@@ -24,19 +25,22 @@ else
   say "the local stack is already running; reusing it"
 fi
 
-results=.holdback/jest-results.json
 mkdir -p .holdback
-say "running jest (unit and integration)"
+say "running unit and integration tests (jest)"
 set +e
-npx jest --ci --json --outputFile="$results" --testLocationInResults=false 2>&1
-jest_rc=$?
+npx jest --ci --selectProjects unit integration --json --outputFile=.holdback/jest-main.json 2>&1
+main_rc=$?
+say "running fault tests: processes and the broker killed, paused, restarted (jest, in band)"
+npx jest --ci --selectProjects fault --runInBand --json --outputFile=.holdback/jest-fault.json 2>&1
+fault_rc=$?
 set -e
 
 lifecycle_rc=0
 say "stack life cycle: a second 'stack up' changes nothing"
-if ! holdback stack up | tee .holdback/second-up.log | grep -q 'already running'; then lifecycle_rc=1; fi
-if grep -q 'started (pid' .holdback/second-up.log; then
-  echo "FAIL: a second 'holdback stack up' restarted a component" >&2
+holdback stack up > .holdback/second-up.log 2>&1 || lifecycle_rc=1
+cat .holdback/second-up.log
+if ! grep -q 'already running' .holdback/second-up.log || grep -q 'started (pid' .holdback/second-up.log; then
+  echo "FAIL: a second 'holdback stack up' did not leave the running stack alone" >&2
   lifecycle_rc=1
 fi
 if [ "$started_stack" = 1 ]; then
@@ -49,10 +53,16 @@ if [ "$started_stack" = 1 ]; then
   fi
 fi
 
-# The closing line CI reads: N passed, N failed.
+# The closing line CI reads: N passed, N failed (the life-cycle check counts as one test).
 node -e '
-  const r = require(process.argv[1]);
-  const extra = Number(process.argv[2]);
-  console.log(`tests: ${r.numPassedTests + (extra ? 0 : 1)} passed, ${r.numFailedTests + r.numRuntimeErrorTestSuites + extra} failed`);
-' "$ROOT/$results" "$lifecycle_rc"
-[ "$jest_rc" = 0 ] && [ "$lifecycle_rc" = 0 ]
+  const runs = process.argv.slice(1, 3).map((f) => { try { return require(f); } catch { return null; } });
+  const lifecycleOk = process.argv[3] === "0";
+  let passed = lifecycleOk ? 1 : 0, failed = lifecycleOk ? 0 : 1;
+  for (const r of runs) {
+    if (!r) { failed++; continue; }
+    passed += r.numPassedTests;
+    failed += r.numFailedTests + r.numRuntimeErrorTestSuites;
+  }
+  console.log(`tests: ${passed} passed, ${failed} failed`);
+' "$ROOT/.holdback/jest-main.json" "$ROOT/.holdback/jest-fault.json" "$lifecycle_rc"
+[ "$main_rc" = 0 ] && [ "$fault_rc" = 0 ] && [ "$lifecycle_rc" = 0 ]

@@ -114,6 +114,10 @@ export const command: Command = {
       return verb === '--help' ? 0 : 2;
     }
     const { filters, flags } = parse(rest);
+    if (verb === 'replay' && !filters.reason && !filters.sourceTopic && !filters.offsets) {
+      console.error('holdback dlq replay: choose what to replay with --reason, --source-topic or --offset');
+      return 2;
+    }
     const e = loadEndpoints();
     const prefix = flags.get('--topic-prefix') ?? '';
     const kafka = new Kafka({
@@ -151,11 +155,6 @@ export const command: Command = {
       return 0;
     }
 
-    // replay
-    if (!filters.reason && !filters.sourceTopic && !filters.offsets) {
-      console.error('holdback dlq replay: choose what to replay with --reason, --source-topic or --offset');
-      return 2;
-    }
     const replayable = chosen.filter((x) => x.letter.payload !== null);
     const missing = chosen.length - replayable.length;
     if (missing > 0) {

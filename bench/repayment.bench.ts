@@ -1,0 +1,206 @@
+/**
+ * Repayment end to end on the real local stack: payouts produced at a fixed rate for a sustained
+ * period into a running `holdback run repayment` (exactly-once, 100 ms commits), and a
+ * read_committed consumer timing each WITHHOLD from its payout's timestamp (occurred_at is set to
+ * the produce time) to the moment the deduction is readable. Prints and saves
+ * bench/results/repayment.json: decisions/s, p50/p99/max latency, the processor's RSS and heap.
+ *
+ *   npx tsx bench/repayment.bench.ts [events/s, default 5000] [seconds, default 60] [merchants, default 20000]
+ *
+ * Needs `holdback stack up` and a build (`npm run build`); `npm run bench` does both.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, platform, release } from 'node:os';
+import { join } from 'node:path';
+import type { Message } from 'kafkajs';
+import type { Deduction, LoanEvent, PayoutEvent } from '../schemas/generated/types';
+import { TOPICS } from '../schemas/topics';
+import { changelogTopic } from '../runtime/kafka-runtime';
+import {
+  createTopics,
+  deleteTopics,
+  kafkaClient,
+  produce,
+  readAll,
+  registeredCodec,
+} from '../test/harness/kafka';
+import { spawnProcessor, terminate, waitFor, logTail } from '../test/harness/processes';
+import { Rng } from '../test/harness/random';
+
+const RATE = Number(process.argv[2] ?? 5000);
+const SECONDS = Number(process.argv[3] ?? 60);
+const MERCHANTS = Number(process.argv[4] ?? 20_000);
+const RUN = `bench-repay-${Date.now().toString(36)}`;
+const PREFIX = `${RUN}.`;
+
+function percentile(sorted: number[], p: number): number {
+  return sorted.length === 0
+    ? NaN
+    : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Math.round(Number(m[1]) / 1024) : NaN;
+}
+
+async function main(): Promise<void> {
+  const codec = await registeredCodec();
+  await createTopics(PREFIX);
+  const rng = new Rng(42);
+  const t0 = Date.now() - 86_400_000;
+  const loans: LoanEvent[] = Array.from({ length: MERCHANTS }, (_, i) => ({
+    event_id: `${RUN}-f${i}`,
+    loan_id: `${RUN}-loan${i}`,
+    merchant_id: `${RUN}-m${i}`,
+    type: 'FUNDED',
+    occurred_at: t0,
+    principal_minor: 10_000_000,
+    fee_minor: 1_000_000,
+    holdback_rate_bps: rng.pick([500, 1000, 1500]),
+    minimum_payment_minor: 100_000,
+    period_days: 30,
+    currency: 'USD',
+  }));
+  const proc = spawnProcessor(RUN, 'repayment', [`--topic-prefix=${PREFIX}`, `--application-id=${RUN}`]);
+  const producer = kafkaClient('bench-producer').producer({ idempotent: true, maxInFlightRequests: 1 });
+  const consumer = kafkaClient('bench-consumer').consumer({
+    groupId: `${RUN}-reader`,
+    readUncommitted: false,
+    maxWaitTimeInMs: 20,
+  });
+  try {
+    console.log(`funding ${MERCHANTS} loans...`);
+    await produce(
+      PREFIX,
+      codec,
+      loans.map((l) => ({ topic: TOPICS.loanEvents, key: l.merchant_id, value: l })),
+      2000,
+    );
+    await waitFor(
+      'every loan to be funded',
+      async () => (await readAll(PREFIX, TOPICS.loanStates, codec)).length >= MERCHANTS,
+      300_000,
+      2000,
+    );
+
+    const latencies: number[] = [];
+    let withholds = 0;
+    let firstSeen = 0;
+    let lastSeen = 0;
+    await consumer.connect();
+    await consumer.subscribe({ topic: PREFIX + TOPICS.deductions, fromBeginning: true });
+    await consumer.run({
+      eachBatch: async ({ batch }) => {
+        const now = Date.now();
+        for (const m of batch.messages) {
+          const r = codec.tryDecodeCached(TOPICS.deductions, m.key, m.value, now);
+          if (!r?.ok) continue;
+          const d = r.value as Deduction;
+          if (d.type !== 'WITHHOLD') continue;
+          withholds++;
+          if (!firstSeen) firstSeen = now;
+          lastSeen = now;
+          latencies.push(now - d.occurred_at);
+        }
+      },
+    });
+
+    console.log(`producing payouts at ${RATE}/s for ${SECONDS}s...`);
+    await producer.connect();
+    const tickMs = 20;
+    const perTick = Math.max(1, Math.round((RATE * tickMs) / 1000));
+    const start = Date.now();
+    let produced = 0;
+    let seq = 0;
+    while (Date.now() - start < SECONDS * 1000) {
+      const due = Math.floor(((Date.now() - start) / 1000) * RATE);
+      const messages: Message[] = [];
+      while (produced < due && messages.length < perTick * 5) {
+        const m = rng.int(0, MERCHANTS - 1);
+        const now = Date.now();
+        const payout: PayoutEvent = {
+          event_id: `${RUN}-p${seq}`,
+          merchant_id: `${RUN}-m${m}`,
+          payout_id: `${RUN}-p${seq++}`,
+          type: 'SCHEDULED',
+          gross_amount_minor: rng.int(1000, 500_000),
+          withheld_minor: null,
+          currency: 'USD',
+          occurred_at: now,
+        };
+        messages.push({
+          key: payout.merchant_id,
+          value: codec.encode(TOPICS.payouts, payout),
+          timestamp: String(now),
+        });
+        produced++;
+      }
+      if (messages.length > 0) await producer.send({ topic: PREFIX + TOPICS.payouts, acks: -1, messages });
+      else await new Promise((r) => setTimeout(r, tickMs));
+    }
+    const producedSeconds = (Date.now() - start) / 1000;
+    const rss = rssMb(proc.child.pid!);
+    await waitFor('the last deductions', async () => withholds >= produced, 60_000, 500).catch(
+      () => undefined,
+    );
+
+    const url = /"metrics":"(http:[^"]+)"/.exec(logTail(proc, 50))?.[1];
+    const metrics = url ? await (await fetch(`${url}/metrics`)).text() : '';
+    const heapMb = Math.round(
+      Number(/holdback_process_nodejs_heap_size_used_bytes (\S+)/.exec(metrics)?.[1] ?? NaN) / 2 ** 20,
+    );
+    latencies.sort((a, b) => a - b);
+    const result = {
+      benchmark: 'repayment',
+      date: new Date().toISOString(),
+      machine: {
+        cpu: cpus()[0]?.model.trim(),
+        cores: cpus().length,
+        node: process.version,
+        os: `${platform()} ${release()}`,
+      },
+      setup: {
+        guarantee: 'exactly_once',
+        commitIntervalMs: 100,
+        partitions: 4,
+        merchants: MERCHANTS,
+        instances: 1,
+      },
+      targetEventsPerSecond: RATE,
+      seconds: Math.round(producedSeconds),
+      producedEventsPerSecond: Math.round(produced / producedSeconds),
+      withholds,
+      decisionsPerSecond: Math.round(withholds / Math.max(0.001, (lastSeen - firstSeen) / 1000)),
+      latencyMs: {
+        p50: percentile(latencies, 50),
+        p99: percentile(latencies, 99),
+        max: latencies.at(-1) ?? NaN,
+      },
+      processor: { rssMb: rss, heapUsedMb: heapMb },
+      complete: withholds >= produced,
+    };
+    console.table({
+      'produced events/s': result.producedEventsPerSecond,
+      'withholding decisions/s': result.decisionsPerSecond,
+      'p50 payout -> readable deduction (ms)': result.latencyMs.p50,
+      'p99 (ms)': result.latencyMs.p99,
+      'max (ms)': result.latencyMs.max,
+      'processor RSS (MB)': result.processor.rssMb,
+      'processor heap used (MB)': result.processor.heapUsedMb,
+    });
+    mkdirSync(join(__dirname, 'results'), { recursive: true });
+    writeFileSync(join(__dirname, 'results', 'repayment.json'), `${JSON.stringify(result, null, 2)}\n`);
+    console.log('saved bench/results/repayment.json');
+  } finally {
+    await consumer.disconnect().catch(() => undefined);
+    await producer.disconnect().catch(() => undefined);
+    await terminate(proc);
+    await deleteTopics(PREFIX, [changelogTopic(RUN)]);
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
