@@ -354,7 +354,7 @@ export class KafkaRuntime<S> {
   // ---- the hot path ----
 
   private async onBatch(generation: number, payload: EachBatchPayload): Promise<void> {
-    const { batch, heartbeat, isRunning, isStale } = payload;
+    const { batch, heartbeat, isRunning, isStale, resolveOffset } = payload;
     if (generation !== this.generation || this.stopping) return;
     let h = this.tasks.get(batch.partition);
     if (!h) return; // not (or no longer) ours: the next rebalance settles it
@@ -379,7 +379,12 @@ export class KafkaRuntime<S> {
         value: m.value,
         timestamp: Number(m.timestamp),
       };
-      if (h.task.isDuplicate(src)) continue;
+      // kafkajs fetches from the last resolved offset: resolve every record handled (or skipped),
+      // or it fetches the same batch again. Resolving commits nothing; commits are transactional.
+      if (h.task.isDuplicate(src)) {
+        resolveOffset(m.offset);
+        continue;
+      }
       const decoded = await this.decodeWithRetry(src, heartbeat);
       try {
         h.task.accept(src, decoded, this.o.clock());
@@ -387,6 +392,7 @@ export class KafkaRuntime<S> {
         if (e instanceof InvariantViolation) return this.stopTask(h, e, payload);
         throw e;
       }
+      resolveOffset(m.offset);
       n++;
       if (h.task.pendingCount >= this.o.maxPendingPerTask && !(await this.commitOrRestart(h))) return;
       if ((n & 1023) === 0) await heartbeat();
@@ -493,7 +499,8 @@ export class KafkaRuntime<S> {
     if (this.o.guarantee === 'exactly_once') {
       const txn = await producer.transaction();
       try {
-        await txn.sendBatch({ topicMessages, acks: -1 });
+        for (const chunk of chunkBySize(topicMessages, MAX_REQUEST_BYTES))
+          await txn.sendBatch({ topicMessages: chunk, acks: -1 });
         await txn.sendOffsets({ consumerGroupId: this.o.applicationId, topics: offsets });
         await txn.commit();
       } catch (e) {
@@ -501,7 +508,8 @@ export class KafkaRuntime<S> {
         throw e;
       }
     } else {
-      await producer.sendBatch({ topicMessages, acks: -1 });
+      for (const chunk of chunkBySize(topicMessages, MAX_REQUEST_BYTES))
+        await producer.sendBatch({ topicMessages: chunk, acks: -1 });
       await this.consumer?.commitOffsets(
         offsets.flatMap((t) => t.partitions.map((p) => ({ topic: t.topic, ...p }))),
       );
@@ -592,6 +600,44 @@ export class KafkaRuntime<S> {
       await admin.disconnect();
     }
   }
+}
+
+/**
+ * kafkajs sends one record batch per partition per request and never splits it; the broker
+ * refuses a batch over message.max.bytes (1 MiB by default). Requests are kept well under it.
+ */
+const MAX_REQUEST_BYTES = 512 * 1024;
+
+export function chunkBySize(
+  topicMessages: ReadonlyArray<{ topic: string; messages: Message[] }>,
+  maxBytes: number,
+): Array<Array<{ topic: string; messages: Message[] }>> {
+  const chunks: Array<Array<{ topic: string; messages: Message[] }>> = [];
+  let current: Array<{ topic: string; messages: Message[] }> = [];
+  let size = 0;
+  for (const { topic, messages } of topicMessages) {
+    let part: Message[] = [];
+    for (const m of messages) {
+      const bytes = 64 + byteLength(m.key) + byteLength(m.value);
+      if (size + bytes > maxBytes && size > 0) {
+        if (part.length > 0) current.push({ topic, messages: part });
+        chunks.push(current);
+        current = [];
+        part = [];
+        size = 0;
+      }
+      part.push(m);
+      size += bytes;
+    }
+    if (part.length > 0) current.push({ topic, messages: part });
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
+
+function byteLength(v: Buffer | string | null | undefined): number {
+  if (v === null || v === undefined) return 0;
+  return typeof v === 'string' ? Buffer.byteLength(v) : v.length;
 }
 
 function errorName(e: unknown): string {

@@ -1,6 +1,7 @@
 import { InvariantViolation, type Processor } from '../../../processors/api';
 import { OFFSETS_KEY, Task, type SourceRecord } from '../../../runtime/task';
 import { TestDriver } from '../../../runtime/test-driver';
+import { chunkBySize } from '../../../runtime/kafka-runtime';
 import { countingProcessor, type Count } from './counting-processor';
 
 const T0 = Date.UTC(2026, 10, 1);
@@ -103,4 +104,24 @@ test('the test driver: uncommitted work is lost on a crash and redone from the c
   expect(d.state('m1')?.amountMinor).toBe(3);
   d.advanceTime(1000);
   expect(d.state('m1')?.expired).toBe(true);
+});
+
+test('commits are split into requests under the broker limit, keeping every message and its order', () => {
+  const msg = (i: number) => ({ key: `k${i}`, value: Buffer.alloc(1000, i % 256) });
+  const input = [
+    { topic: 'a', messages: Array.from({ length: 1500 }, (_, i) => msg(i)) },
+    { topic: 'b', messages: Array.from({ length: 10 }, (_, i) => msg(i)) },
+  ];
+  const chunks = chunkBySize(input, 512 * 1024);
+  expect(chunks.length).toBeGreaterThan(2);
+  for (const c of chunks) {
+    const bytes = c
+      .flatMap((t) => t.messages)
+      .reduce((n, m) => n + 64 + String(m.key).length + (m.value as Buffer).length, 0);
+    expect(bytes).toBeLessThanOrEqual(512 * 1024);
+  }
+  const flat = (t: string) =>
+    chunks.flatMap((c) => c.filter((x) => x.topic === t).flatMap((x) => x.messages.map((m) => m.key)));
+  expect(flat('a')).toEqual(input[0]!.messages.map((m) => m.key));
+  expect(flat('b')).toEqual(input[1]!.messages.map((m) => m.key));
 });
