@@ -1,5 +1,6 @@
 /** A tiny processor for runtime tests: counts a merchant's sales, rejects zero amounts, and ticks at a deadline. */
 import type { Processor } from '../../../processors/api';
+import type { SaleEvent } from '../../../schemas/generated/types';
 
 export interface Count {
   sales: number;
@@ -33,3 +34,19 @@ export const countingProcessor: Processor<Count> = {
     return { state: { ...state, expired: true }, outputs: [] };
   },
 };
+
+export const T0 = Date.UTC(2026, 10, 1);
+
+/** A captured sale for the counting processor's tests. */
+export function sale(merchant: string, amount: number, at = T0): SaleEvent {
+  return {
+    event_id: `${merchant}-${amount}-${at}`,
+    merchant_id: merchant,
+    sale_id: 's',
+    order_id: null,
+    type: 'CAPTURED',
+    amount_minor: amount,
+    currency: 'USD',
+    occurred_at: at,
+  };
+}

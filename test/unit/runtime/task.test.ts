@@ -2,22 +2,7 @@ import { InvariantViolation, type Processor } from '../../../processors/api';
 import { OFFSETS_KEY, Task, type SourceRecord } from '../../../runtime/task';
 import { TestDriver } from '../../../runtime/test-driver';
 import { chunkBySize } from '../../../runtime/kafka-runtime';
-import { countingProcessor, type Count } from './counting-processor';
-
-const T0 = Date.UTC(2026, 10, 1);
-
-function sale(merchant: string, amount: number, at = T0) {
-  return {
-    event_id: `${merchant}-${amount}-${at}`,
-    merchant_id: merchant,
-    sale_id: 's',
-    order_id: null,
-    type: 'CAPTURED' as const,
-    amount_minor: amount,
-    currency: 'USD',
-    occurred_at: at,
-  };
-}
+import { countingProcessor, sale, T0, type Count } from './counting-processor';
 
 function src(offset: number, partition = 0): SourceRecord {
   return {

@@ -1,22 +1,8 @@
 import type { Processor } from '../../../processors/api';
 import { TestDriver } from '../../../runtime/test-driver';
-import { countingProcessor, type Count } from './counting-processor';
+import { countingProcessor, sale, T0, type Count } from './counting-processor';
 
-const T0 = Date.UTC(2026, 10, 1);
 const SALES = 'marketplace.sales.v1' as const;
-
-function sale(merchant: string, amount: number, at = T0) {
-  return {
-    event_id: `${merchant}-${amount}-${at}`,
-    merchant_id: merchant,
-    sale_id: 's',
-    order_id: null,
-    type: 'CAPTURED' as const,
-    amount_minor: amount,
-    currency: 'USD',
-    occurred_at: at,
-  };
-}
 
 test('moving the clock fires each due timer at its own time, earliest first; one already due fires at once', () => {
   const d = new TestDriver(countingProcessor, { startAt: T0 });
