@@ -141,7 +141,8 @@ export async function ensureKafka(log: Log): Promise<string> {
     'Kafka jars',
     {},
     // mvn fills ~/.m2 first and copies to lib/ at the end: count what has arrived there.
-    () => `${dirSizeMb(join(homedir(), '.m2', 'repository', 'org', 'apache', 'kafka'))} MB of Kafka's jars fetched`,
+    () =>
+      `${dirSizeMb(join(homedir(), '.m2', 'repository', 'org', 'apache', 'kafka'))} MB of Kafka's jars fetched`,
   );
   writeFileSync(stamp, new Date().toISOString());
   return lib;
