@@ -389,7 +389,7 @@ export class KafkaRuntime<S> {
       try {
         h.task.accept(src, decoded, this.o.clock());
       } catch (e) {
-        if (e instanceof InvariantViolation) return this.stopTask(h, e, payload);
+        if (e instanceof InvariantViolation) return this.stopTask(h, e);
         throw e;
       }
       resolveOffset(m.offset);
@@ -425,7 +425,7 @@ export class KafkaRuntime<S> {
   }
 
   /** A broken invariant: stop this partition loudly, never skip money. Its uncommitted work is discarded. */
-  private async stopTask(h: TaskHandle<S>, e: InvariantViolation, payload: EachBatchPayload): Promise<void> {
+  private stopTask(h: TaskHandle<S>, e: InvariantViolation): void {
     h.stoppedBy = e.message;
     this.lastError = `partition ${h.partition} stopped: ${e.message}`;
     this.o.metrics.stoppedPartitions.set(
@@ -436,7 +436,8 @@ export class KafkaRuntime<S> {
       partition: h.partition,
       error: e.message,
     });
-    payload.pause();
+    // Every input of the task, not just the topic whose record broke it.
+    this.consumer?.pause(this.inputTopics().map((topic) => ({ topic, partitions: [h.partition] })));
   }
 
   private async onTimer(): Promise<void> {
@@ -456,7 +457,7 @@ export class KafkaRuntime<S> {
             h.task.tickDue(now);
           } catch (e) {
             if (e instanceof InvariantViolation) {
-              h.stoppedBy = e.message;
+              this.stopTask(h, e);
               continue;
             }
             throw e;

@@ -1,44 +1,23 @@
-/** Reachability of each real service, by a protocol check (not just an open port). */
-import { Kafka, logLevel } from 'kafkajs';
+/**
+ * Reachability of each real service, by the same protocol checks `holdback stack up` waits on
+ * (stack/components.ts), not just an open port.
+ */
 import { loadEndpoints } from '../../connectors/endpoints';
+import { COMPONENTS } from '../../stack/components';
 
-async function httpOk(url: string): Promise<boolean> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
-    return res.ok;
-  } catch {
-    return false;
-  }
-}
-
-async function kafkaOk(brokers: string[]): Promise<boolean> {
-  const admin = new Kafka({
-    brokers,
-    logLevel: logLevel.NOTHING,
-    connectionTimeout: 2000,
-    retry: { retries: 0 },
-  }).admin();
-  try {
-    await admin.connect();
-    await admin.describeCluster();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await admin.disconnect().catch(() => undefined);
-  }
-}
+const NAMES: Record<string, string> = {
+  kafka: 'Kafka',
+  registry: 'the schema registry',
+  clickhouse: 'ClickHouse',
+  prometheus: 'Prometheus',
+  alertmanager: 'Alertmanager',
+};
 
 /** Returns a description of every service that is down; empty when all are up. */
 export async function checkServices(): Promise<string[]> {
   const e = loadEndpoints();
-  const checks: Array<[string, Promise<boolean>]> = [
-    [`Kafka is not answering at ${e.kafkaBrokers.join(',')}`, kafkaOk(e.kafkaBrokers)],
-    [`the schema registry is not answering at ${e.registryUrl}`, httpOk(`${e.registryUrl}/subjects`)],
-    [`ClickHouse is not answering at ${e.clickhouseUrl}`, httpOk(`${e.clickhouseUrl}/ping`)],
-    [`Prometheus is not answering at ${e.prometheusUrl}`, httpOk(`${e.prometheusUrl}/-/ready`)],
-    [`Alertmanager is not answering at ${e.alertmanagerUrl}`, httpOk(`${e.alertmanagerUrl}/-/ready`)],
-  ];
-  const results = await Promise.all(checks.map(([, p]) => p));
-  return checks.filter((_, i) => !results[i]).map(([msg]) => msg);
+  const healthy = await Promise.all(COMPONENTS.map((c) => c.healthy(e)));
+  return COMPONENTS.filter((_, i) => !healthy[i]).map(
+    (c) => `${NAMES[c.name] ?? c.name} is not answering at ${c.address(e)}`,
+  );
 }
