@@ -22,7 +22,7 @@ export async function readToEnd(kafka: Kafka, o: ReadOptions): Promise<number> {
   await admin.connect();
   let read = 0;
   try {
-    const ends = await admin.fetchTopicOffsets(o.topic);
+    const ends = await whileRetriable(() => admin.fetchTopicOffsets(o.topic));
     const wanted = new Map<number, number>();
     for (const e of ends) {
       if (o.partitions && !o.partitions.includes(e.partition)) continue;
@@ -79,5 +79,24 @@ export async function readToEnd(kafka: Kafka, o: ReadOptions): Promise<number> {
     return read;
   } finally {
     await admin.disconnect();
+  }
+}
+
+/**
+ * Runs an admin call again while Kafka answers with a retriable error. Right after a topic is
+ * created, a KRaft broker can list the partition's leader in its metadata a moment before the
+ * partition is loaded, and answers list-offsets with NOT_LEADER_OR_FOLLOWER; kafkajs marks that
+ * retriable but its admin does not retry it. Non-retriable errors are thrown at once.
+ */
+export async function whileRetriable<T>(call: () => Promise<T>, deadlineMs = 15_000): Promise<T> {
+  const giveUpAt = Date.now() + deadlineMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (e) {
+      const retriable = (e as { retriable?: boolean }).retriable === true;
+      if (!retriable || Date.now() >= giveUpAt) throw e;
+      await new Promise((r) => setTimeout(r, Math.min(100 * attempt, 1000)));
+    }
   }
 }

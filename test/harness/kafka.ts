@@ -6,7 +6,7 @@
 import { Kafka, logLevel, type Message } from 'kafkajs';
 import { Codec } from '../../connectors/codec';
 import { loadEndpoints } from '../../connectors/endpoints';
-import { readToEnd } from '../../connectors/kafka-read';
+import { readToEnd, whileRetriable } from '../../connectors/kafka-read';
 import { SchemaRegistryClient } from '../../connectors/registry';
 import { TOPIC_SPECS, type TopicName, type TopicRecords } from '../../schemas/topics';
 
@@ -115,7 +115,10 @@ export async function endOffsetSum(topic: string): Promise<number> {
   const admin = kafkaClient().admin();
   await admin.connect();
   try {
-    return (await admin.fetchTopicOffsets(topic)).reduce((n, p) => n + Number(p.high), 0);
+    return (await whileRetriable(() => admin.fetchTopicOffsets(topic))).reduce(
+      (n, p) => n + Number(p.high),
+      0,
+    );
   } finally {
     await admin.disconnect();
   }
