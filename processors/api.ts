@@ -14,7 +14,10 @@ export type TopicWithRecord = keyof TopicRecords;
 /** One decoded, validated input record. */
 export interface InputRecord<T extends TopicWithRecord = TopicWithRecord> {
   readonly topic: T;
-  /** The Kafka key: merchant_id for every input topic. */
+  /**
+   * The state key: the record's merchant_id. It is the Kafka key of every platform and lender
+   * topic; on holdback.loans.v1 (keyed by loan_id) the runtime takes it from the value.
+   */
   readonly key: string;
   readonly value: TopicRecords[T];
   /** The Kafka record timestamp, ms since the epoch. */

@@ -14,9 +14,12 @@ type DecodeResult = Awaited<ReturnType<Codec['decode']>>;
 
 function toDecoded(src: SourceRecord, r: DecodeResult): Decoded {
   if (!r.ok) return { ok: false, reasonCode: r.reasonCode, detail: r.detail };
+  // The state key is the merchant: every input record names it (a LoanState is keyed by
+  // loan_id on Kafka, but lives in its merchant's partition, see kafka-runtime.ts).
+  const merchant = (r.value as { merchant_id?: unknown }).merchant_id;
   const record = {
     topic: src.topic,
-    key: src.key?.toString('utf8') ?? '',
+    key: typeof merchant === 'string' ? merchant : (src.key?.toString('utf8') ?? ''),
     value: r.value,
     timestamp: src.timestamp,
   };

@@ -553,12 +553,22 @@ export class KafkaRuntime<S> {
       if (!list) byTopic.set(topic, (list = []));
       list.push(m);
     };
-    for (const o of flush.outputs)
-      add(this.physical(o.topic), { key: o.key, value: this.o.codec.encode(o.topic, o.value) });
+    // Every output goes to the task's own partition number: outputs are co-partitioned with the
+    // inputs by merchant, whatever their key. holdback.loans.v1 is keyed by loan_id, but a loan
+    // never changes merchant, so compaction still sees each key in one partition, and a
+    // downstream processor (eligibility) reads a merchant's loan states beside its sales.
+    for (const o of flush.outputs) {
+      add(this.physical(o.topic), {
+        key: o.key,
+        value: this.o.codec.encode(o.topic, o.value),
+        partition,
+      });
+    }
     for (const r of flush.rejected) {
       add(this.physical(this.o.deadLetters.topic), {
         key: r.source.key,
         value: this.o.deadLetters.encode(r, now),
+        partition,
       });
     }
     // State for partition p lives in changelog partition p, whatever its key hashes to.
@@ -570,8 +580,24 @@ export class KafkaRuntime<S> {
     const admin = this.kafka.admin();
     await admin.connect();
     try {
-      const meta = await admin.fetchTopicMetadata({ topics: this.inputTopics() });
+      // Inputs, outputs and the DLQ must all have the inputs' partition count: the runtime
+      // writes a task's outputs to its own partition number (co-partitioned by merchant).
+      const topics = [
+        ...this.inputTopics(),
+        ...this.o.processor.outputs.map((t) => this.physical(t)),
+        this.physical(this.o.deadLetters.topic),
+      ];
+      const meta = await admin.fetchTopicMetadata({ topics: [...new Set(topics)] });
       const count = meta.topics[0]!.partitions.length;
+      for (const t of meta.topics) {
+        if (t.partitions.length !== count) {
+          throw new Error(
+            `${t.name} has ${t.partitions.length} partitions but ${meta.topics[0]!.name} has ${count}: ` +
+              'inputs and outputs must be co-partitioned (create them with one partition count, ' +
+              'as `holdback stack up` does)',
+          );
+        }
+      }
       const existing = await admin.listTopics();
       if (!existing.includes(this.changelog)) {
         await admin.createTopics({
