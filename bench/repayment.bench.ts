@@ -145,10 +145,10 @@ async function main(): Promise<void> {
       () => undefined,
     );
 
-    const url = /"metrics":"(http:[^"]+)"/.exec(logTail(proc, 50))?.[1];
+    const url = /"metrics":"(http:[^"]+)"/.exec(readFileSync(proc.logFile, 'utf8'))?.[1];
     const metrics = url ? await (await fetch(`${url}/metrics`)).text() : '';
     const heapMb = Math.round(
-      Number(/holdback_process_nodejs_heap_size_used_bytes (\S+)/.exec(metrics)?.[1] ?? NaN) / 2 ** 20,
+      Number(/^holdback_process_nodejs_heap_size_used_bytes (\S+)$/m.exec(metrics)?.[1] ?? NaN) / 2 ** 20,
     );
     latencies.sort((a, b) => a - b);
     const result = {

@@ -402,7 +402,22 @@ export class KafkaRuntime<S> {
     const lag = Math.max(0, Number(batch.highWatermark) - (h.task.nextOffset(topic) ?? 0));
     this.lag.set(`${batch.topic}/${batch.partition}`, lag);
     this.o.metrics.consumerLag.set({ processor: this.name, topic, partition: String(batch.partition) }, lag);
-    if (this.o.clock() - h.lastCommitAt >= this.o.commitIntervalMs) await this.commitOrRestart(h);
+    await this.commitDue(this.o.clock());
+  }
+
+  /**
+   * Commits every task whose commit interval has passed, concurrently: each task has its own
+   * transactional producer, so four partitions cost one transaction's round trips, not four.
+   * False when a commit failed (the engine is restarting).
+   */
+  private async commitDue(now: number): Promise<boolean> {
+    const due: TaskHandle<S>[] = [];
+    for (const h of this.tasks.values()) {
+      if (h.isReady && !h.stoppedBy && now - h.lastCommitAt >= this.o.commitIntervalMs) due.push(h);
+    }
+    if (due.length === 0) return true;
+    const ok = await Promise.all(due.map((h) => this.commitOrRestart(h)));
+    return ok.every(Boolean);
   }
 
   private async decodeWithRetry(src: SourceRecord, heartbeat: () => Promise<void>): Promise<Decoded> {
@@ -463,8 +478,8 @@ export class KafkaRuntime<S> {
             throw e;
           }
         }
-        if (now - h.lastCommitAt >= this.o.commitIntervalMs && !(await this.commitOrRestart(h))) return;
       }
+      if (!(await this.commitDue(now))) return;
       this.o.metrics.stateKeys.set({ processor: this.name }, keys);
       if (this.totalLag() === 0) this.progressAt = now;
     });

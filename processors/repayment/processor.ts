@@ -74,12 +74,15 @@ function processInput(
     rejection: { reasonCode, detail },
   });
   let event: PayoutEvent | LoanEvent;
-  let seenKey: string;
+  // Loan events are de-duplicated by event_id. Payout events need no event_id memory: the
+  // payout's own record says whether it was scheduled, settled or failed, and each of those
+  // happens once (a state rewritten on every commit stays small).
+  let seenKey: string | null;
   let problem: [RepaymentRejectionCode, string] | null;
   let apply: (s: RepaymentState, out: OutputRecord[]) => void;
   if (isFrom(input, TOPICS.payouts)) {
     const e = (event = input.value);
-    seenKey = `p:${e.event_id}`;
+    seenKey = null;
     problem = payoutProblem(e);
     apply = (s, out) => applyPayout(s, e, ctx.now, out);
   } else if (isFrom(input, TOPICS.loanEvents)) {
@@ -94,13 +97,14 @@ function processInput(
   if (event.merchant_id !== input.key) {
     return reject('MERCHANT_MISMATCH', `merchant_id '${event.merchant_id}' differs from key '${input.key}'`);
   }
-  if (before.seen.has(seenKey)) return { state, outputs: [] };
+  if (seenKey !== null && before.seen.has(seenKey)) return { state, outputs: [] };
+  if (isFrom(input, TOPICS.payouts) && alreadyApplied(before, input.value)) return { state, outputs: [] };
   if (problem) return reject(...problem);
   // Stream time moves the merchant clock, but never further than futureToleranceMs past ctx.now.
   const eventTime = Math.min(event.occurred_at, ctx.now + cfg.futureToleranceMs);
   return runStep(cfg, before, ctx, eventTime, (s, out) => {
     apply(s, out);
-    s.seen.set(seenKey, s.clock);
+    if (seenKey !== null) s.seen.set(seenKey, s.clock);
   });
 }
 
@@ -168,6 +172,14 @@ function payoutProblem(e: PayoutEvent): [RepaymentRejectionCode, string] | null 
   if (!isMinor(e.occurred_at) || e.occurred_at > MAX_TIMESTAMP)
     return ['INVALID_PAYOUT', 'occurred_at out of range'];
   return null;
+}
+
+/** The payout's record already holds this event's effect: a redelivery, or a retry with a new event_id. */
+function alreadyApplied(s: RepaymentState, e: PayoutEvent): boolean {
+  const r = s.payouts.get(e.payout_id);
+  if (!r) return false;
+  if (e.type === 'SCHEDULED') return r.scheduledAt !== null;
+  return e.type === 'SETTLED' ? r.settled : r.failed;
 }
 
 function applyPayout(s: RepaymentState, e: PayoutEvent, now: number, out: OutputRecord[]): void {

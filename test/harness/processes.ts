@@ -21,7 +21,12 @@ export function spawnProcessor(name: string, processor: string, args: string[]):
   mkdirSync(LOG_DIR, { recursive: true });
   const logFile = join(LOG_DIR, `${name}.log`);
   const out = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'holdback'), 'run', processor, ...args], {
+  // BENCH_PROFILE_DIR=<dir>: write a V8 CPU profile of each processor there when it exits
+  // (open it in Chrome DevTools); how the benchmarks find where the time goes.
+  const profileDir = process.env['BENCH_PROFILE_DIR'];
+  const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const cli = [...nodeArgs, join(REPO_ROOT, 'bin', 'holdback'), 'run', processor, ...args];
+  const child = spawn(process.execPath, cli, {
     stdio: ['ignore', out, out],
     env: process.env,
   });

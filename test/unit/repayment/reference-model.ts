@@ -74,7 +74,9 @@ export class ReferenceMerchant {
 
   process(e: LoanEvent | PayoutEvent, wallNow: number): RefDecision {
     const isPayout = 'payout_id' in e;
-    const seenKey = `${isPayout ? 'payout' : 'loan'}/${e.event_id}`;
+    // A loan event happens once per event_id; a payout event once per payout and type (a retry
+    // under a new event_id is the same event).
+    const seenKey = isPayout ? `payout/${e.payout_id}/${e.type}` : `loan/${e.event_id}`;
     const nothing: RefDecision = { rejection: null, deductions: [], settlements: [], changed: [] };
     if (this.seen.has(seenKey)) return nothing;
     if (!isPayout) {

@@ -1,3 +1,5 @@
+import fc from 'fast-check';
+import { BinaryReader, BinaryWriter } from '../../../processors/binary';
 import {
   createRepaymentProcessor,
   deductionId,
@@ -27,6 +29,28 @@ describe('repayment: state serde and configuration', () => {
     expect(() => repaymentStateSerde.decode(Buffer.from('null'))).toThrow(/version/);
   });
 
+  it('still restores a version 1 (JSON) changelog record, and refuses truncated or padded binary', () => {
+    const driver = newDriver();
+    send(driver, funded('L1', day(0)));
+    send(driver, payout('SCHEDULED', 'P1', 1000, day(1)));
+    send(driver, payout('FAILED', 'P1', 1000, day(2)));
+    const state = driver.state('M1')!;
+    const v1 = Buffer.from(
+      JSON.stringify({
+        v: 1,
+        clock: state.clock,
+        loans: [...state.loans.values()],
+        payouts: [...state.payouts],
+        seen: [...state.seen],
+      }),
+    );
+    expect(repaymentStateSerde.decode(v1)).toEqual(state);
+    const v2 = repaymentStateSerde.encode(state);
+    expect(v2.length * 3).toBeLessThan(v1.length); // what every commit writes per merchant
+    expect(() => repaymentStateSerde.decode(v2.subarray(0, v2.length - 1))).toThrow(/truncated/);
+    expect(() => repaymentStateSerde.decode(Buffer.concat([v2, Buffer.from([0])]))).toThrow(/trailing/);
+  });
+
   it('takes documented defaults and refuses unknown keys and bad values', () => {
     expect(DEFAULT_REPAYMENT_CONFIG.terminalPayoutRetentionMs).toBe(35 * 86_400_000);
     expect(() => createRepaymentProcessor({ retentionDays: 3 } as never)).toThrow(
@@ -49,5 +73,26 @@ describe('repayment: deduction ids', () => {
     expect(deductionId('a:b', 'c', 'REVERSAL')).toBe('a%3Ab:c:REVERSAL');
     expect(deductionId('a:b', 'c', 'WITHHOLD')).not.toBe(deductionId('a', 'b:c', 'WITHHOLD'));
     expect(deductionId('a%3Ab', 'c', 'WITHHOLD')).not.toBe(deductionId('a:b', 'c', 'WITHHOLD'));
+  });
+});
+
+describe('binary state encoding', () => {
+  it('round-trips every safe unsigned integer width and UTF-8 string, and refuses what it cannot write', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(fc.nat(), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER })), { maxLength: 20 }),
+        fc.array(fc.string({ unit: 'grapheme' }), { maxLength: 5 }),
+        (ints, strings) => {
+          const w = new BinaryWriter(1);
+          for (const n of ints) w.uint(n);
+          for (const s of strings) w.string(s);
+          const r = new BinaryReader(w.finish(), 'test');
+          expect(ints.map(() => r.uint())).toEqual(ints);
+          expect(strings.map(() => r.string())).toEqual(strings);
+          r.end();
+        },
+      ),
+    );
+    for (const bad of [-1, 0.5, 2 ** 53, NaN]) expect(() => new BinaryWriter().uint(bad)).toThrow(/varint/);
   });
 });
