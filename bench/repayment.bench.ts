@@ -24,7 +24,7 @@ import {
   readAll,
   registeredCodec,
 } from '../test/harness/kafka';
-import { spawnProcessor, terminate, waitFor, logTail } from '../test/harness/processes';
+import { spawnProcessor, terminate, waitFor } from '../test/harness/processes';
 import { Rng } from '../test/harness/random';
 
 const RATE = Number(process.argv[2] ?? 5000);
