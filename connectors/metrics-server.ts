@@ -4,7 +4,7 @@
  * liveness). The process announces itself to Prometheus by a file_sd target file, removed on close.
  */
 import { createServer, type Server } from 'node:http';
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Registry } from 'prom-client';
 
@@ -64,6 +64,7 @@ export async function startMetricsServer(o: MetricsServerOptions): Promise<Metri
   let targetFile: string | undefined;
   if (o.scrapeTargetsDir) {
     mkdirSync(o.scrapeTargetsDir, { recursive: true });
+    removeDeadTargets(o.scrapeTargetsDir);
     targetFile = join(o.scrapeTargetsDir, `${o.service}-${process.pid}-${port}.json`);
     const tmp = `${targetFile}.tmp`;
     writeFileSync(tmp, JSON.stringify([{ targets: [`${o.host}:${port}`], labels: { service: o.service } }]));
@@ -78,4 +79,29 @@ export async function startMetricsServer(o: MetricsServerOptions): Promise<Metri
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/**
+ * A process killed with SIGKILL leaves its target file behind, and Prometheus would report it
+ * down (HoldbackProcessorDown) forever. Each starting process removes the files of processes
+ * that no longer exist on this machine (the pid is in the name: `<service>-<pid>-<port>.json`).
+ */
+export function removeDeadTargets(dir: string, alive: (pid: number) => boolean = isAlive): string[] {
+  const removed: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const m = /-(\d+)-\d+\.json$/.exec(name);
+    if (!m || alive(Number(m[1]))) continue;
+    rmSync(join(dir, name), { force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
+  }
 }

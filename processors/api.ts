@@ -57,6 +57,19 @@ export interface StateSerde<S> {
   decode(bytes: Buffer): S;
 }
 
+/**
+ * Money a key's state holds that was withheld from payouts not yet settled (or failed): what ops
+ * watch to learn that money is stuck. The runtime sums it over keys into gauges.
+ */
+export interface Unsettled {
+  /** Withholdings (one per payout and loan) still waiting for their payout's SETTLED. */
+  readonly count: number;
+  /** Their amounts, per currency. */
+  readonly minorByCurrency: ReadonlyArray<readonly [currency: string, minor: number]>;
+  /** When the oldest of them was decided (ms since the epoch, the runtime's clock). */
+  readonly oldestAt: number;
+}
+
 export interface Processor<S> {
   /** Stable name: part of the consumer group, changelog topic and transactional ids. */
   readonly name: string;
@@ -73,6 +86,8 @@ export interface Processor<S> {
   timerAt?(state: S): number | undefined;
   /** Timers: called when the runtime's clock passes the key's `timerAt`. */
   tick?(state: S, key: string, ctx: Context): StepResult<S>;
+  /** What of this key's state is withheld and unsettled (undefined: nothing). Pure, like process. */
+  unsettled?(state: S): Unsettled | undefined;
 }
 
 /**

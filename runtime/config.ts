@@ -31,6 +31,8 @@ export const RUN_OPTIONS = z
       .default(''),
     /** Keep the raw payload of dead letters (otherwise only its SHA-256). */
     dlqPayload: z.stringbool().default(false),
+    /** eligibility only: the policy file (JSON), validated at start-up; default policies/default.json. */
+    policy: z.string().min(1).optional(),
   })
   .strict();
 

@@ -25,6 +25,8 @@ import {
 } from 'kafkajs';
 import { InvariantViolation, type Processor } from '../processors/api';
 import { readToEnd } from '../connectors/kafka-read';
+import { TOPICS } from '../schemas/topics';
+import type { PayoutSettlement } from '../schemas/generated/types';
 import { coPartitionedAssigner } from './assigner';
 import type { RuntimeMetrics } from './metrics';
 import { Task, type Decoded, type Flush, type Rejected, type SourceRecord } from './task';
@@ -276,7 +278,15 @@ export class KafkaRuntime<S> {
       if (assigned.has(p)) continue;
       this.tasks.delete(p);
       await h.producer?.disconnect().catch(() => undefined);
-      for (const t of this.inputTopics()) this.lag.delete(`${t}/${p}`);
+      for (const t of this.inputTopics()) {
+        this.lag.delete(`${t}/${p}`);
+        // The new owner reports this partition's lag now; a stale series here would add to it.
+        this.o.metrics.consumerLag.remove({
+          processor: this.name,
+          topic: t.slice(this.prefix.length),
+          partition: String(p),
+        });
+      }
     }
     const fresh = [...assigned].filter((p) => !this.tasks.has(p));
     if (fresh.length === 0) return;
@@ -481,6 +491,7 @@ export class KafkaRuntime<S> {
       }
       if (!(await this.commitDue(now))) return;
       this.o.metrics.stateKeys.set({ processor: this.name }, keys);
+      this.reportUnsettled(now);
       if (this.totalLag() === 0) this.progressAt = now;
     });
   }
@@ -552,9 +563,53 @@ export class KafkaRuntime<S> {
         );
       }
     }
+    for (const o of flush.outputs) {
+      if (o.topic === TOPICS.settlements) this.observeSettlement(o.value);
+    }
     for (const r of flush.rejected) {
       this.o.metrics.deadLetters.inc({ processor: this.name, topic: r.source.topic, reason: r.reasonCode });
     }
+  }
+
+  /** Settlement lag and reconciliation, from each committed PayoutSettlement (issue 7). */
+  private observeSettlement(v: PayoutSettlement): void {
+    if (v.status !== 'SETTLED') return;
+    const m = this.o.metrics;
+    if (v.first_withheld_decided_at !== null) {
+      const lag = Math.max(0, v.settled_at - v.first_withheld_decided_at) / 1000;
+      m.settlementLag.observe({ processor: this.name, stage: 'withheld_to_settled' }, lag);
+    }
+    if (v.scheduled_at !== null) {
+      const lag = Math.max(0, v.settled_at - v.scheduled_at) / 1000;
+      m.settlementLag.observe({ processor: this.name, stage: 'scheduled_to_settled' }, lag);
+    }
+    if (v.mismatch_minor !== 0) {
+      m.mismatches.inc({ processor: this.name, currency: v.currency });
+      m.mismatchMinor.inc({ processor: this.name, currency: v.currency }, Math.abs(v.mismatch_minor));
+    }
+  }
+
+  /** The unsettled-withholding gauges over the tasks this instance owns now (revoked ones drop out). */
+  private reportUnsettled(now: number): void {
+    if (!this.o.processor.unsettled) return;
+    const m = this.o.metrics;
+    let count = 0;
+    let oldest: number | undefined;
+    const minor = new Map<string, number>();
+    for (const h of this.tasks.values()) {
+      if (!h.isReady) continue;
+      const u = h.task.unsettled();
+      count += u.count;
+      for (const [c, v] of u.minorByCurrency) minor.set(c, (minor.get(c) ?? 0) + v);
+      if (u.oldestAt !== undefined && (oldest === undefined || u.oldestAt < oldest)) oldest = u.oldestAt;
+    }
+    m.unsettledWithholdings.set({ processor: this.name }, count);
+    m.unsettledMinor.reset();
+    for (const [currency, v] of minor) m.unsettledMinor.set({ processor: this.name, currency }, v);
+    m.oldestUnsettledAge.set(
+      { processor: this.name },
+      oldest === undefined ? 0 : Math.max(0, now - oldest) / 1000,
+    );
   }
 
   private messagesOf(

@@ -5,6 +5,11 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/** Seconds: 1 s (a demo's simulated settlements) to 14 days (a stuck bank file). */
+const SETTLEMENT_BUCKETS = [
+  1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 14_400, 21_600, 43_200, 86_400, 172_800, 345_600, 604_800,
+  1_209_600,
+];
 
 export class RuntimeMetrics {
   readonly recordsIn: Counter<'processor' | 'topic'>;
@@ -22,6 +27,12 @@ export class RuntimeMetrics {
   readonly stateKeys: Gauge<'processor'>;
   readonly registryRetries: Counter<'processor'>;
   readonly lastCommit: Gauge<'processor'>;
+  readonly settlementLag: Histogram<'processor' | 'stage'>;
+  readonly mismatches: Counter<'processor' | 'currency'>;
+  readonly mismatchMinor: Counter<'processor' | 'currency'>;
+  readonly unsettledWithholdings: Gauge<'processor'>;
+  readonly unsettledMinor: Gauge<'processor' | 'currency'>;
+  readonly oldestUnsettledAge: Gauge<'processor'>;
 
   constructor(readonly registry: Registry = new Registry()) {
     const r = [registry];
@@ -111,6 +122,45 @@ export class RuntimeMetrics {
     this.registryRetries = new Counter({
       name: 'holdback_registry_retries_total',
       help: 'Decode retries while the schema registry was unreachable',
+      labelNames: ['processor'],
+      registers: r,
+    });
+    // Settlement (issue 7): payouts settle hours to days after their withholding, so the buckets
+    // run from a minute to two weeks.
+    this.settlementLag = new Histogram({
+      name: 'holdback_settlement_lag_seconds',
+      help: 'Per settled payout: from its first withholding (stage withheld_to_settled) or its SCHEDULED (scheduled_to_settled) to its SETTLED',
+      labelNames: ['processor', 'stage'],
+      buckets: SETTLEMENT_BUCKETS,
+      registers: r,
+    });
+    this.mismatches = new Counter({
+      name: 'holdback_reconciliation_mismatches_total',
+      help: 'Settled payouts whose reported withheld amount differs from what was instructed',
+      labelNames: ['processor', 'currency'],
+      registers: r,
+    });
+    this.mismatchMinor = new Counter({
+      name: 'holdback_reconciliation_mismatch_minor_total',
+      help: 'Absolute difference, in minor units, between reported and instructed withholdings of settled payouts',
+      labelNames: ['processor', 'currency'],
+      registers: r,
+    });
+    this.unsettledWithholdings = new Gauge({
+      name: 'holdback_unsettled_withholdings',
+      help: 'Withholdings whose payout has neither settled nor failed yet, in the partitions this instance owns',
+      labelNames: ['processor'],
+      registers: r,
+    });
+    this.unsettledMinor = new Gauge({
+      name: 'holdback_unsettled_withheld_minor',
+      help: 'Amount withheld from payouts not settled yet, minor units, per currency',
+      labelNames: ['processor', 'currency'],
+      registers: r,
+    });
+    this.oldestUnsettledAge = new Gauge({
+      name: 'holdback_oldest_unsettled_withholding_age_seconds',
+      help: 'Age of the oldest withholding whose payout has not settled (0 when none)',
       labelNames: ['processor'],
       registers: r,
     });

@@ -14,6 +14,7 @@ import {
   type OutputRecord,
   type Processor,
   type StepResult,
+  type Unsettled,
 } from '../processors/api';
 import { TimerQueue } from './timers';
 
@@ -62,6 +63,13 @@ export class Task<S> {
   private dirty = new Set<string>();
   private offsetsMoved = false;
   private oldestTimestamp: number | undefined;
+  // What the keys' states hold withheld and unsettled (Processor.unsettled), kept as running
+  // totals so the gauges cost nothing per scrape: each key's last contribution is replaced when
+  // the key changes, and the oldest is a min-queue over keys.
+  private readonly unsettledByKey = new Map<string, Unsettled>();
+  private readonly unsettledOldest = new TimerQueue();
+  private unsettledCount = 0;
+  private readonly unsettledMinor = new Map<string, number>();
 
   constructor(
     readonly processor: Processor<S>,
@@ -80,11 +88,48 @@ export class Task<S> {
     if (value === null) {
       this.state.delete(key);
       this.timers.delete(key);
+      this.trackUnsettled(key, undefined);
       return;
     }
     const s = this.processor.stateSerde.decode(value);
     this.state.set(key, s);
     this.setTimer(key, s);
+    this.trackUnsettled(key, s);
+  }
+
+  private trackUnsettled(key: string, s: S | undefined): void {
+    const of = this.processor.unsettled;
+    if (!of) return;
+    const before = this.unsettledByKey.get(key);
+    const after = s === undefined ? undefined : of.call(this.processor, s);
+    if (before) {
+      this.unsettledCount -= before.count;
+      for (const [c, m] of before.minorByCurrency)
+        this.unsettledMinor.set(c, this.unsettledMinor.get(c)! - m);
+    }
+    if (after) {
+      this.unsettledCount += after.count;
+      for (const [c, m] of after.minorByCurrency)
+        this.unsettledMinor.set(c, (this.unsettledMinor.get(c) ?? 0) + m);
+      this.unsettledByKey.set(key, after);
+      this.unsettledOldest.set(key, after.oldestAt);
+    } else if (before) {
+      this.unsettledByKey.delete(key);
+      this.unsettledOldest.delete(key);
+    }
+  }
+
+  /**
+   * Withheld and unsettled money over every key of the task: count, amount per currency (a
+   * currency stays listed at 0 once seen, so its series drops to 0 rather than vanishing) and
+   * when the oldest withholding was decided.
+   */
+  unsettled(): { count: number; minorByCurrency: ReadonlyMap<string, number>; oldestAt: number | undefined } {
+    return {
+      count: this.unsettledCount,
+      minorByCurrency: this.unsettledMinor,
+      oldestAt: this.unsettledOldest.peek(),
+    };
   }
 
   /** Timers are derived from state (Processor.timerAt), so a restored task has them too. */
@@ -192,6 +237,7 @@ export class Task<S> {
     // place and returned the same object must not lose the change on restore.
     this.dirty.add(key);
     this.setTimer(key, step.state);
+    this.trackUnsettled(key, step.state);
     for (const o of step.outputs) this.outputs.push(o);
   }
 

@@ -228,6 +228,11 @@ export class TestDriver<S> {
     return this.tasks.get(partition)?.get(key);
   }
 
+  /** The partition's withheld-and-unsettled totals, as the Kafka runtime reports them in gauges. */
+  unsettled(partition = 0): ReturnType<Task<S>['unsettled']> {
+    return this.task(partition).unsettled();
+  }
+
   /** The key's pending timer (undefined: none). */
   timer(key: string, partition = 0): number | undefined {
     return this.tasks.get(partition)?.timerAt(key);
@@ -318,7 +323,7 @@ export class TestDriver<S> {
       if (!roundTripState || result.state === undefined || result.state === state) return result;
       return { ...result, state: serde.decode(serde.encode(result.state)) };
     };
-    const { timerAt, tick } = p;
+    const { timerAt, tick, unsettled } = p;
     return {
       name: p.name,
       inputs: p.inputs,
@@ -331,6 +336,7 @@ export class TestDriver<S> {
         tick: (s: S, key: string, ctx: Context) =>
           call('tick', key, s, ctx.now, () => tick.call(p, s, key, ctx)),
       }),
+      ...(unsettled && { unsettled: (s: S) => unsettled.call(p, s) }),
     };
   }
 

@@ -11,6 +11,7 @@ export class TimerQueue {
     if (this.at.get(key) === at) return;
     this.at.set(key, at);
     this.push({ at, key });
+    if (this.heap.length > 64 && this.heap.length > 4 * this.at.size) this.rebuild();
   }
 
   delete(key: string): void {

@@ -342,6 +342,7 @@ const prometheus: Component = {
     await ensureDebianPackages({ prometheus: 'prometheus', promtool: 'prometheus' }, log);
     const dir = runDir('prometheus');
     mkdirSync(scrapeTargetsDir(), { recursive: true });
+    mkdirSync(localRulesDir(), { recursive: true });
     const config = join(dir, 'prometheus.yml');
     writeFileSync(config, localPrometheusConfig(e));
     return {
@@ -362,6 +363,14 @@ const prometheus: Component = {
 /** The rule files Prometheus loads: the same files docker-compose mounts. */
 export const RULES_DIR = join(REPO_ROOT, 'dashboards', 'prometheus', 'rules');
 
+/**
+ * Extra rule files of this local stack only (empty unless a test or a demo puts a rule there, for
+ * example an alert with a threshold of seconds instead of days; then POST /-/reload).
+ */
+export function localRulesDir(): string {
+  return join(runDir('prometheus'), 'rules.d');
+}
+
 export function localPrometheusConfig(e: Endpoints): string {
   return [
     '# Written by `holdback stack up`. docker-compose uses dashboards/prometheus/prometheus.yml instead.',
@@ -370,6 +379,7 @@ export function localPrometheusConfig(e: Endpoints): string {
     '  evaluation_interval: 2s',
     'rule_files:',
     `  - ${RULES_DIR}/*.yml`,
+    `  - ${localRulesDir()}/*.yml`,
     'alerting:',
     '  alertmanagers:',
     '    - static_configs:',

@@ -7,7 +7,15 @@
  */
 import type { Deduction, LoanEvent, PayoutEvent, PayoutSettlement } from '../../schemas/generated/types';
 import { TOPICS } from '../../schemas/topics';
-import type { Context, InputRecord, OutputRecord, Processor, StepResult, TopicWithRecord } from '../api';
+import type {
+  Context,
+  InputRecord,
+  OutputRecord,
+  Processor,
+  StepResult,
+  TopicWithRecord,
+  Unsettled,
+} from '../api';
 import { InvariantViolation } from '../api';
 import { isMinor, shareOfBps } from '../money';
 import { parseRepaymentConfig, type RepaymentConfig } from './config';
@@ -54,7 +62,25 @@ export function createRepaymentProcessor(config: Partial<RepaymentConfig> = {}):
     process: (state, input, ctx) => processInput(cfg, state, input, ctx),
     timerAt: (s) => nextTimer(cfg, s),
     tick: (state, _key, ctx) => runStep(cfg, state, ctx, ctx.now, () => undefined),
+    unsettled,
   };
+}
+
+/**
+ * Withholdings of payouts neither settled nor failed (a reversed payout owes nothing), with the
+ * time the oldest was decided: the settlement-lag gauges and HoldbackUnsettledWithholdingTooOld.
+ */
+function unsettled(s: RepaymentState): Unsettled | undefined {
+  let count = 0;
+  let oldestAt = Infinity;
+  const byCurrency = new Map<string, number>();
+  for (const r of s.payouts.values()) {
+    if (r.settled || r.failed || r.reversed || r.withholdings.length === 0) continue;
+    count += r.withholdings.length;
+    byCurrency.set(r.currency, (byCurrency.get(r.currency) ?? 0) + sumWithheld(r));
+    oldestAt = Math.min(oldestAt, r.firstWithheldDecidedAt ?? r.scheduledAt ?? r.touchedAt);
+  }
+  return count === 0 ? undefined : { count, minorByCurrency: [...byCurrency], oldestAt };
 }
 
 function isFrom<T extends TopicWithRecord>(input: InputRecord, topic: T): input is InputRecord<T> {
