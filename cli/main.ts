@@ -12,6 +12,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   schemas: async () => (await import('./commands/schemas')).command,
   run: async () => (await import('./commands/run')).command,
   dlq: async () => (await import('./commands/dlq')).command,
+  simulate: async () => (await import('./commands/simulate')).command,
 };
 
 function usage(): string {
