@@ -11,7 +11,14 @@ export const RUN_OPTIONS = z
     guarantee: z.enum(['exactly_once', 'at_least_once']).default('exactly_once'),
     /** How often each task commits its transaction (ms). */
     commitIntervalMs: z.coerce.number().int().min(1).max(60_000).default(100),
-    /** How often the wall clock fires due timers (ms). */
+    /**
+     * What `now` is for processors and their timers: wall (the machine's clock; production) or
+     * stream (per task, the highest record timestamp it has processed, as Kafka Streams'
+     * stream-time punctuation): for replays and simulations whose event time runs faster than
+     * the wall clock, so periods close when the stream reaches their end, not all at once.
+     */
+    clock: z.enum(['wall', 'stream']).default('wall'),
+    /** How often the runtime checks for due timers (ms). */
     tickIntervalMs: z.coerce.number().int().min(10).max(3_600_000).default(1000),
     /** Commit early once a task holds this many pending effects. */
     maxPendingPerTask: z.coerce.number().int().min(1).max(1_000_000).default(5000),

@@ -65,7 +65,13 @@ export interface RuntimeOptions<S> {
   topicPrefix?: string;
   codec: RuntimeCodec;
   deadLetters: DeadLetterSink;
+  /** The wall clock: commits, metrics, and `now` for processors unless streamTime is set. */
   clock: () => number;
+  /**
+   * Processors' `now` is the task's stream time (the highest record timestamp it processed)
+   * instead of the wall clock; timers fire as stream time passes them (--clock=stream).
+   */
+  streamTime?: boolean;
   guarantee: Guarantee;
   commitIntervalMs: number;
   /** How often the wall clock fires due timers. */
@@ -84,6 +90,8 @@ interface TaskHandle<S> {
   ready: Promise<void>;
   isReady: boolean;
   lastCommitAt: number;
+  /** Highest record timestamp processed (for --clock=stream); 0 before the first record. */
+  streamTime: number;
   stoppedBy?: string;
 }
 
@@ -310,6 +318,7 @@ export class KafkaRuntime<S> {
       ready: Promise.resolve(),
       isReady: false,
       lastCommitAt: this.o.clock(),
+      streamTime: 0,
     };
   }
 
@@ -397,7 +406,7 @@ export class KafkaRuntime<S> {
       }
       const decoded = await this.decodeWithRetry(src, heartbeat);
       try {
-        h.task.accept(src, decoded, this.o.clock());
+        h.task.accept(src, decoded, this.processorNow(h, src.timestamp));
       } catch (e) {
         if (e instanceof InvariantViolation) return this.stopTask(h, e);
         throw e;
@@ -479,7 +488,9 @@ export class KafkaRuntime<S> {
         keys += h.task.size;
         if (tick) {
           try {
-            h.task.tickDue(now);
+            // Stream time: nothing is due before the task has seen a record.
+            if (!this.o.streamTime) h.task.tickDue(now);
+            else if (h.streamTime > 0) h.task.tickDue(h.streamTime);
           } catch (e) {
             if (e instanceof InvariantViolation) {
               this.stopTask(h, e);
@@ -569,6 +580,13 @@ export class KafkaRuntime<S> {
     for (const r of flush.rejected) {
       this.o.metrics.deadLetters.inc({ processor: this.name, topic: r.source.topic, reason: r.reasonCode });
     }
+  }
+
+  /** `now` for a processor step: the wall clock, or the task's stream time moved by this record. */
+  private processorNow(h: TaskHandle<S>, recordTimestamp: number): number {
+    if (!this.o.streamTime) return this.o.clock();
+    if (recordTimestamp > h.streamTime) h.streamTime = recordTimestamp;
+    return h.streamTime;
   }
 
   /** Settlement lag and reconciliation, from each committed PayoutSettlement (issue 7). */

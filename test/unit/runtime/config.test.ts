@@ -6,6 +6,12 @@ test('defaults: exactly-once, 100 ms commits', () => {
   expect(o.guarantee).toBe('exactly_once');
   expect(o.commitIntervalMs).toBe(100);
   expect(o.dlqPayload).toBe(false);
+  expect(o.clock).toBe('wall');
+});
+
+test('--clock=stream makes processors run on stream time (simulations, replays)', () => {
+  expect(parseRunOptions(['--clock=stream']).clock).toBe('stream');
+  expect(() => parseRunOptions(['--clock=event'])).toThrow(/bad option --clock=event/);
 });
 
 test('flags in both spellings', () => {
