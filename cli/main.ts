@@ -12,6 +12,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   schemas: async () => (await import('./commands/schemas')).command,
   run: async () => (await import('./commands/run')).command,
   dlq: async () => (await import('./commands/dlq')).command,
+  policy: async () => (await import('./commands/policy')).command,
+  clickhouse: async () => (await import('./commands/clickhouse')).command,
   simulate: async () => (await import('./commands/simulate')).command,
 };
 

@@ -1,0 +1,145 @@
+/**
+ * `holdback clickhouse migrate | sink | status`: the analytics half of Holdback.
+ * - migrate: applies connectors/clickhouse/migrations/*.sql not yet recorded in the database.
+ * - sink: consumes every input and output topic (read_committed) into ClickHouse, exactly once,
+ *   until SIGTERM/SIGINT (connectors/clickhouse/README.md).
+ * - status: migrations applied, rows per table and how far each table is behind Kafka.
+ */
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { createClient } from '@clickhouse/client';
+import { Kafka, logLevel } from 'kafkajs';
+import { Codec } from '../../connectors/codec';
+import { loadEndpoints } from '../../connectors/endpoints';
+import { startMetricsServer } from '../../connectors/metrics-server';
+import { SchemaRegistryClient } from '../../connectors/registry';
+import { describeClickHouseOptions, parseClickHouseOptions } from '../../connectors/clickhouse/config';
+import { SinkMetrics } from '../../connectors/clickhouse/metrics';
+import { migrate } from '../../connectors/clickhouse/migrate';
+import { ClickHouseSink } from '../../connectors/clickhouse/sink';
+import { sinkStatus } from '../../connectors/clickhouse/status';
+import { jsonLogger } from '../../runtime/log';
+import { scrapeTargetsDir } from '../../stack/components';
+import type { Command } from '../main';
+
+const HELP = `usage: holdback clickhouse <migrate|sink|status> [options]
+
+  migrate   create the database and apply the numbered migrations not applied yet
+  sink      copy every Holdback topic into ClickHouse, exactly once, until SIGTERM
+  status    migrations applied, rows per table, lag behind Kafka
+
+options:
+${describeClickHouseOptions()}`;
+
+async function runMigrate(args: string[]): Promise<number> {
+  const o = parseClickHouseOptions(args);
+  const e = loadEndpoints();
+  const client = createClient({ url: e.clickhouseUrl });
+  try {
+    const r = await migrate(client, o.database, undefined, (line) => console.log(line));
+    console.log(
+      r.applied.length === 0
+        ? `${o.database}: up to date (${r.alreadyApplied} migrations applied earlier)`
+        : `${o.database}: applied ${r.applied.length} migration(s); ${r.alreadyApplied} were applied earlier`,
+    );
+    return 0;
+  } finally {
+    await client.close();
+  }
+}
+
+async function runStatus(args: string[]): Promise<number> {
+  const o = parseClickHouseOptions(args);
+  const e = loadEndpoints();
+  const client = createClient({ url: e.clickhouseUrl });
+  const kafka = new Kafka({
+    clientId: 'holdback-clickhouse-status',
+    brokers: e.kafkaBrokers,
+    logLevel: logLevel.NOTHING,
+  });
+  try {
+    const s = await sinkStatus(client, kafka, o.database, o.topicPrefix);
+    console.log(`database ${s.database}: ${s.migrations.length} migrations applied, ${s.pending} pending`);
+    for (const m of s.migrations)
+      console.log(`  ${String(m.version).padStart(4, '0')}_${m.name}  ${m.appliedAt}`);
+    if (s.tables.length > 0) {
+      console.log(`${'table'.padEnd(24)}${'rows'.padStart(12)}${'lag'.padStart(10)}  topic`);
+      for (const t of s.tables)
+        console.log(
+          `${t.table.padEnd(24)}${String(t.rows).padStart(12)}${String(t.lag).padStart(10)}  ${t.topic}`,
+        );
+    }
+    return s.pending > 0 ? 1 : 0;
+  } finally {
+    await client.close();
+  }
+}
+
+async function runSink(args: string[]): Promise<number> {
+  const o = parseClickHouseOptions(args);
+  let signalled: (signal: string) => void = () => undefined;
+  const stopRequested = new Promise<string>((resolve) => (signalled = resolve));
+  process.once('SIGTERM', () => signalled('SIGTERM'));
+  process.once('SIGINT', () => signalled('SIGINT'));
+
+  const e = loadEndpoints();
+  const groupId = o.groupId ?? `holdback-clickhouse-${o.database}`;
+  const log = jsonLogger({ component: 'clickhouse-sink', instance: `${hostname()}-${process.pid}` });
+  const registry = new SchemaRegistryClient({ url: e.registryUrl });
+  const codec = new Codec({ source: registry, schemaIds: await registry.lookupAll() });
+  const metrics = new SinkMetrics();
+  const sink = new ClickHouseSink({
+    kafka: { clientId: groupId, brokers: e.kafkaBrokers },
+    groupId,
+    topicPrefix: o.topicPrefix,
+    clickhouseUrl: e.clickhouseUrl,
+    database: o.database,
+    codec,
+    limits: { maxRows: o.maxBatchRows, maxAgeMs: o.maxBatchMs },
+    insertTimeoutMs: o.insertTimeoutMs,
+    sessionTimeoutMs: o.sessionTimeoutMs,
+    metrics,
+    log,
+  });
+  const targets = scrapeTargetsDir();
+  const server = await startMetricsServer({
+    registry: metrics.registry,
+    host: e.host,
+    port: o.metricsPort,
+    service: groupId,
+    scrapeTargetsDir: existsSync(targets) ? targets : undefined,
+    health: () => sink.health(),
+  });
+  log.info('starting', { ...o, groupId, metrics: server.url });
+  try {
+    await sink.start();
+    const signal = await stopRequested;
+    log.info('stopping', { signal });
+    await sink.stop();
+    return 0;
+  } catch (err) {
+    log.error('stopped on an error', { error: String(err) });
+    await sink.stop(1000).catch(() => undefined);
+    return 1;
+  } finally {
+    await server.close();
+  }
+}
+
+export const command: Command = {
+  summary: 'ClickHouse analytics: migrate, run the exactly-once sink, status',
+  async run(args) {
+    const [verb, ...rest] = args;
+    switch (verb) {
+      case 'migrate':
+        return runMigrate(rest);
+      case 'sink':
+        return runSink(rest);
+      case 'status':
+        return runStatus(rest);
+      default:
+        console.log(HELP);
+        return verb === '--help' || verb === '-h' ? 0 : 2;
+    }
+  },
+};

@@ -1,0 +1,122 @@
+/**
+ * `holdback clickhouse migrate` on the real ClickHouse: versioned (recorded in
+ * schema_migrations), idempotent, refuses an applied migration whose file changed, and applies
+ * only what is new. Each test uses its own database and drops it.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { loadEndpoints } from '../../connectors/endpoints';
+import { loadMigrations, migrate, MIGRATIONS_DIR, parseMigration } from '../../connectors/clickhouse/migrate';
+import { RAW_TABLES } from '../../connectors/clickhouse/rows';
+import { REPO_ROOT } from '../../stack/paths';
+import { rowsOf } from '../unit/clickhouse/verify';
+
+const e = loadEndpoints();
+const RUN = `${process.pid}_${Date.now().toString(36)}`;
+let client: ClickHouseClient;
+const databases: string[] = [];
+
+function db(name: string): string {
+  const d = `hbt_migrate_${name}_${RUN}`;
+  databases.push(d);
+  return d;
+}
+
+beforeAll(() => {
+  client = createClient({ url: e.clickhouseUrl });
+});
+
+afterAll(async () => {
+  for (const d of databases) await client.command({ query: `DROP DATABASE IF EXISTS ${d}` });
+  await client.close();
+});
+
+async function tables(d: string): Promise<string[]> {
+  return (
+    await rowsOf<{ name: string }>(
+      client,
+      `SELECT name FROM system.tables WHERE database = '${d}' ORDER BY name`,
+    )
+  ).map((r) => r.name);
+}
+
+test('the CLI applies every migration once; a second run applies nothing and changes nothing', async () => {
+  const d = db('cli');
+  const run = promisify(execFile);
+  const cli = join(REPO_ROOT, 'bin', 'holdback');
+  const first = await run(process.execPath, [cli, 'clickhouse', 'migrate', `--database=${d}`]);
+  expect(first.stdout).toMatch(/applied 0001_raw_tables/);
+  expect(first.stdout).toMatch(/applied 0002_aggregates/);
+  const after1 = await tables(d);
+  for (const t of [
+    ...RAW_TABLES,
+    'daily_collections',
+    'eligibility_daily',
+    'settlement_lag_daily',
+    'outstanding_by_grade_status',
+    'reconciliation_mismatches',
+    'schema_migrations',
+  ])
+    expect(after1).toContain(t);
+  const second = await run(process.execPath, [cli, 'clickhouse', 'migrate', `--database=${d}`]);
+  expect(second.stdout).toMatch(/up to date \(2 migrations applied earlier\)/);
+  expect(await tables(d)).toEqual(after1);
+  const recorded = await rowsOf<{ version: number; name: string }>(
+    client,
+    `SELECT version, name FROM ${d}.schema_migrations ORDER BY version`,
+  );
+  expect(recorded).toEqual([
+    { version: 1, name: 'raw_tables' },
+    { version: 2, name: 'aggregates' },
+  ]);
+  const status = await run(process.execPath, [cli, 'clickhouse', 'status', `--database=${d}`]);
+  expect(status.stdout).toMatch(/2 migrations applied, 0 pending/);
+}, 60_000);
+
+test('a new numbered migration is applied alone; an edited applied one is refused', async () => {
+  const d = db('versions');
+  const base = loadMigrations();
+  expect(base.map((m) => m.version)).toEqual([1, 2]);
+  expect((await migrate(client, d, base.slice(0, 1))).applied.map((m) => m.version)).toEqual([1]);
+  expect(await tables(d)).not.toContain('daily_collections');
+  const third = parseMigration(
+    '0003_probe.sql',
+    'CREATE TABLE IF NOT EXISTS {db}.probe (x UInt8) ENGINE = MergeTree ORDER BY x;\n',
+  );
+  const r = await migrate(client, d, [...base, third]);
+  expect(r.applied.map((m) => m.version)).toEqual([2, 3]);
+  expect(r.alreadyApplied).toBe(1);
+  expect(await tables(d)).toEqual(expect.arrayContaining(['daily_collections', 'probe']));
+
+  const edited = parseMigration(
+    '0003_probe.sql',
+    'CREATE TABLE IF NOT EXISTS {db}.probe (x UInt16) ENGINE = MergeTree ORDER BY x;\n',
+  );
+  await expect(migrate(client, d, [...base, edited])).rejects.toThrow(/applied migrations are immutable/);
+});
+
+test('a migration interrupted half-way is completed by the next run', async () => {
+  const d = db('resume');
+  const [first] = loadMigrations();
+  // Only the first three statements ran, and the migration was not recorded.
+  await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${d}` });
+  for (const s of first!.statements.slice(0, 3)) await client.command({ query: s.replace(/\{db\}/g, d) });
+  const r = await migrate(client, d);
+  expect(r.applied.map((m) => m.version)).toEqual([1, 2]);
+  expect(await tables(d)).toEqual(expect.arrayContaining([...RAW_TABLES]));
+});
+
+test('migrations are numbered without gaps; loading refuses a gap', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hb-migrations-'));
+  try {
+    writeFileSync(join(dir, '0001_a.sql'), readFileSync(join(MIGRATIONS_DIR, '0001_raw_tables.sql')));
+    writeFileSync(join(dir, '0003_c.sql'), 'SELECT 1;\n');
+    expect(() => loadMigrations(dir)).toThrow(/without gaps/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
