@@ -1,7 +1,31 @@
 /** The processors `holdback run <name>` can run, by name. Each is pure; the runtime supplies I/O. */
 import type { Processor } from './api';
+import { createEligibilityProcessor, DEFAULT_POLICY, parsePolicy } from './eligibility';
 import { createRepaymentProcessor } from './repayment';
 
-export const PROCESSORS: Readonly<Record<string, () => Processor<unknown>>> = {
+export interface ProcessorOptions {
+  /** eligibility: the policy file (JSON); policies/default.json when absent. */
+  policyPath?: string;
+  /**
+   * Reads a file's text. Processors do no I/O, so whoever passes `policyPath` passes the reader
+   * too (the CLI gives `fs.readFileSync`).
+   */
+  readFile?: (path: string) => string;
+}
+
+export const PROCESSORS: Readonly<Record<string, (options?: ProcessorOptions) => Processor<unknown>>> = {
   repayment: () => createRepaymentProcessor() as Processor<unknown>,
+  eligibility: (o = {}) => {
+    if (o.policyPath === undefined) return createEligibilityProcessor(DEFAULT_POLICY) as Processor<unknown>;
+    if (!o.readFile) throw new Error('eligibility: a policyPath needs a readFile (processors do no I/O)');
+    let text: string;
+    try {
+      text = o.readFile(o.policyPath);
+    } catch (e) {
+      throw new Error(
+        `${o.policyPath}: cannot read the policy: ${e instanceof Error ? e.message : String(e)}`,
+      );
+    }
+    return createEligibilityProcessor(parsePolicy(text, o.policyPath)) as Processor<unknown>;
+  },
 };

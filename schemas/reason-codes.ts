@@ -76,3 +76,36 @@ export const REASON_CODES: Readonly<Record<ReasonCode, string>> = {
 export function isReasonCode(code: string): code is ReasonCode {
   return Object.prototype.hasOwnProperty.call(REASON_CODES, code);
 }
+
+/**
+ * Why a merchant is or is not eligible: the `reasons` of an EligibilityDecision
+ * (holdback.eligibility.v1), docs/reason-codes.md "Eligibility reason codes". Not rejections: an
+ * input that produced a decision was accepted. A decision lists every code that applies, in this
+ * order. Codes are stable: never renamed, never reused with another meaning.
+ */
+export const ELIGIBILITY_REASON_CODES = {
+  APPROVED: 'Eligible: every rule of the policy passes and the limit reaches the minimum offer.',
+  INSUFFICIENT_HISTORY: "Tenure (days since the merchant's first event) is below the policy's minimum.",
+  LOW_VOLUME: "Average monthly net sales over the 90-day window are below the policy's minimum.",
+  HIGH_REFUND_RATE: "Refunds over captures in the 90-day window are above the policy's maximum.",
+  HIGH_CHARGEBACK_RATE: "Chargebacks over captures in the 90-day window are above the policy's maximum.",
+  HIGH_CANCELLATION_RATE: "Cancelled over placed orders in the 90-day window are above the policy's maximum.",
+  DECLINING_SALES:
+    'Net sales of the last 30 days fell, against the 30 days before, by more than the policy allows.',
+  VOLATILE_SALES:
+    "The relative mean absolute deviation of daily net sales over 30 days is above the policy's maximum.",
+  PAYOUT_FAILURES: 'More failed payouts in the 90-day window than the policy allows.',
+  DELINQUENT_LOAN:
+    'A loan of the merchant is DELINQUENT (two or more missed minimum-payment periods in a row).',
+  PRIOR_WRITE_OFF: 'A loan of the merchant was written off, and the policy declines after a write-off.',
+  EXPOSURE_AT_LIMIT:
+    "The outstanding balance of open loans leaves less than the minimum offer under the merchant's limit (or more open loans than can be tracked).",
+  LIMIT_BELOW_MINIMUM: "The limit the merchant's grade and sales give is below the policy's minimum offer.",
+  LOAN_BEHIND:
+    "A loan is BEHIND (one missed period): the grade is lowered by the policy's penalty. Informational.",
+  LIMIT_CAPPED: "The policy's maximum limit bound the limit. Informational.",
+  REFILL_ELIGIBLE:
+    "Refill signal: an ACTIVE loan passed the policy's share repaid (75% by default) while the merchant is eligible. Sent once per loan.",
+} as const;
+
+export type EligibilityReasonCode = keyof typeof ELIGIBILITY_REASON_CODES;
