@@ -27,6 +27,7 @@ export class RuntimeMetrics {
   readonly stateKeys: Gauge<'processor'>;
   readonly registryRetries: Counter<'processor'>;
   readonly lastCommit: Gauge<'processor'>;
+  readonly fetchToCommitSeconds: Histogram<'processor'>;
   readonly settlementLag: Histogram<'processor' | 'stage'>;
   readonly mismatches: Counter<'processor' | 'currency'>;
   readonly mismatchMinor: Counter<'processor' | 'currency'>;
@@ -72,6 +73,13 @@ export class RuntimeMetrics {
     this.eventToCommitSeconds = new Histogram({
       name: 'holdback_event_to_commit_seconds',
       help: 'From the oldest input record timestamp in a commit to the commit',
+      labelNames: ['processor'],
+      buckets: LATENCY_BUCKETS,
+      registers: r,
+    });
+    this.fetchToCommitSeconds = new Histogram({
+      name: 'holdback_fetch_to_commit_seconds',
+      help: 'Wall time from fetching the oldest record of a commit to the commit: the latency Holdback adds, whatever the record timestamps (meaningful with --clock=stream too)',
       labelNames: ['processor'],
       buckets: LATENCY_BUCKETS,
       registers: r,
