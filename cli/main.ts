@@ -15,6 +15,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   policy: async () => (await import('./commands/policy')).command,
   clickhouse: async () => (await import('./commands/clickhouse')).command,
   simulate: async () => (await import('./commands/simulate')).command,
+  demo: async () => (await import('./commands/demo')).command,
 };
 
 function usage(): string {
