@@ -3,9 +3,11 @@
  * period into a running `holdback run repayment` (exactly-once, 100 ms commits), and a
  * read_committed consumer timing each WITHHOLD from its payout's timestamp (occurred_at is set to
  * the produce time) to the moment the deduction is readable. Prints and saves
- * bench/results/repayment.json: decisions/s, p50/p99/max latency, the processor's RSS and heap.
+ * bench/results/repayment-<transport>.json: decisions/s, p50/p99/max latency, the processor's RSS
+ * and heap.
  *
  *   npx tsx bench/repayment.bench.ts [events/s, default 5000] [seconds, default 60] [merchants, default 20000]
+ *     [transport: kafkajs|rdkafka, default $BENCH_TRANSPORT or kafkajs]
  *
  * Needs `holdback stack up` and a build (`npm run build`); `npm run bench` does both.
  */
@@ -30,6 +32,10 @@ import { Rng } from '../test/harness/random';
 const RATE = Number(process.argv[2] ?? 5000);
 const SECONDS = Number(process.argv[3] ?? 60);
 const MERCHANTS = Number(process.argv[4] ?? 20_000);
+const TRANSPORT = process.argv[5] ?? process.env['BENCH_TRANSPORT'] ?? 'kafkajs';
+if (TRANSPORT !== 'kafkajs' && TRANSPORT !== 'rdkafka') {
+  throw new Error(`transport must be kafkajs or rdkafka, not ${TRANSPORT}`);
+}
 const RUN = `bench-repay-${Date.now().toString(36)}`;
 const PREFIX = `${RUN}.`;
 
@@ -62,7 +68,11 @@ async function main(): Promise<void> {
     period_days: 30,
     currency: 'USD',
   }));
-  const proc = spawnProcessor(RUN, 'repayment', [`--topic-prefix=${PREFIX}`, `--application-id=${RUN}`]);
+  const proc = spawnProcessor(RUN, 'repayment', [
+    `--topic-prefix=${PREFIX}`,
+    `--application-id=${RUN}`,
+    `--transport=${TRANSPORT}`,
+  ]);
   const producer = kafkaClient('bench-producer').producer({ idempotent: true, maxInFlightRequests: 1 });
   const consumer = kafkaClient('bench-consumer').consumer({
     groupId: `${RUN}-reader`,
@@ -161,6 +171,7 @@ async function main(): Promise<void> {
         os: `${platform()} ${release()}`,
       },
       setup: {
+        transport: TRANSPORT,
         guarantee: 'exactly_once',
         commitIntervalMs: 100,
         partitions: 4,
@@ -190,8 +201,9 @@ async function main(): Promise<void> {
       'processor heap used (MB)': result.processor.heapUsedMb,
     });
     mkdirSync(join(__dirname, 'results'), { recursive: true });
-    writeFileSync(join(__dirname, 'results', 'repayment.json'), `${JSON.stringify(result, null, 2)}\n`);
-    console.log('saved bench/results/repayment.json');
+    const file = `repayment-${TRANSPORT}.json`;
+    writeFileSync(join(__dirname, 'results', file), `${JSON.stringify(result, null, 2)}\n`);
+    console.log(`saved bench/results/${file}`);
   } finally {
     await consumer.disconnect().catch(() => undefined);
     await producer.disconnect().catch(() => undefined);

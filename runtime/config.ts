@@ -38,6 +38,8 @@ export const RUN_OPTIONS = z
       .default(''),
     /** Keep the raw payload of dead letters (otherwise only its SHA-256). */
     dlqPayload: z.stringbool().default(false),
+    /** The Kafka client under the runtime: kafkajs (pure JS) or rdkafka (node-rdkafka, librdkafka); same guarantees. */
+    transport: z.enum(['kafkajs', 'rdkafka']).default('kafkajs'),
     /** eligibility only: the policy file (JSON), validated at start-up; default policies/default.json. */
     policy: z.string().min(1).optional(),
   })

@@ -25,11 +25,10 @@ import {
 } from 'kafkajs';
 import { InvariantViolation, type Processor } from '../processors/api';
 import { readToEnd } from '../connectors/kafka-read';
-import { TOPICS } from '../schemas/topics';
-import type { PayoutSettlement } from '../schemas/generated/types';
 import { coPartitionedAssigner } from './assigner';
 import type { RuntimeMetrics } from './metrics';
 import { Task, type Decoded, type Flush, type Rejected, type SourceRecord } from './task';
+import { Mutex, sleep } from './mutex';
 
 export type Guarantee = 'exactly_once' | 'at_least_once';
 
@@ -97,17 +96,6 @@ interface TaskHandle<S> {
   stoppedBy?: string;
 }
 
-class Mutex {
-  private tail: Promise<unknown> = Promise.resolve();
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.tail.then(fn, fn);
-    this.tail = next.catch(() => undefined);
-    return next;
-  }
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 export function changelogTopic(applicationId: string): string {
   return `${applicationId}-state-changelog`;
 }
@@ -121,6 +109,8 @@ export class KafkaRuntime<S> {
   private generation = 0;
   private stopping = false;
   private restarting = false;
+  /** Set when the engine failed again while a restart was bringing it up. */
+  private restartAgain = false;
   private lastTickAt = 0;
   private restoreSeq = 0;
   /** Health: the last time this instance made progress (committed, or found nothing to do). */
@@ -226,6 +216,8 @@ export class KafkaRuntime<S> {
       void this.lock.run(() => this.reconcile(generation, partitions));
     });
     consumer.on(consumer.events.CRASH, ({ payload }) => {
+      // Only the current consumer counts: one being replaced may still report its own end.
+      if (this.consumer !== consumer) return;
       void this.restartEngine(`consumer crashed: ${payload.error.message}`);
     });
     await consumer.connect();
@@ -253,7 +245,15 @@ export class KafkaRuntime<S> {
   }
 
   private async restartEngine(reason: string): Promise<void> {
-    if (this.stopping || this.restarting) return;
+    if (this.stopping) return;
+    if (this.restarting) {
+      // The new engine failed while the restart was still starting it (a consumer crash on
+      // "coordinator is loading" right after a broker restart): go round once more, or it
+      // would be left dead with nothing left to restart it.
+      this.restartAgain = true;
+      this.lastError = reason;
+      return;
+    }
     this.restarting = true;
     this.lastError = reason;
     this.o.metrics.restarts.inc({ processor: this.name, reason: reason.split(':')[0]!.slice(0, 40) });
@@ -261,10 +261,16 @@ export class KafkaRuntime<S> {
     try {
       let backoff = 500;
       while (!this.stopping) {
+        this.restartAgain = false;
         await this.stopEngine();
         try {
           await this.startEngine();
-          return;
+          if (!this.restartAgain) return;
+          this.o.log.warn('the engine failed again while restarting; restarting once more', {
+            reason: this.lastError,
+          });
+          await sleep(backoff);
+          backoff = Math.min(backoff * 2, 15_000);
         } catch (e) {
           this.lastError = `restart failed: ${String(e)}`;
           this.o.log.warn('engine restart failed; retrying', { error: String(e), backoffMs: backoff });
@@ -511,7 +517,10 @@ export class KafkaRuntime<S> {
       }
       if (!(await this.commitDue(now))) return;
       this.o.metrics.stateKeys.set({ processor: this.name }, keys);
-      this.reportUnsettled(now);
+      if (this.o.processor.unsettled) {
+        const ready = [...this.tasks.values()].filter((h) => h.isReady).map((h) => h.task);
+        this.o.metrics.reportUnsettled(this.name, ready, now);
+      }
       if (this.totalLag() === 0) this.progressAt = now;
     });
   }
@@ -564,35 +573,19 @@ export class KafkaRuntime<S> {
     const end = this.o.clock();
     h.lastCommitAt = end;
     this.progressAt = end;
-    this.o.metrics.commitSeconds.observe(
-      { processor: this.name },
-      Number(process.hrtime.bigint() - t0) / 1e9,
-    );
-    this.o.metrics.lastCommit.set({ processor: this.name }, end / 1000);
-    if (h.oldestFetchedAt !== undefined) {
-      this.o.metrics.fetchToCommitSeconds.observe({ processor: this.name }, (end - h.oldestFetchedAt) / 1000);
-      h.oldestFetchedAt = undefined;
-    }
-    if (flush.oldestTimestamp !== undefined) {
-      this.o.metrics.eventToCommitSeconds.observe(
-        { processor: this.name },
-        Math.max(0, end - flush.oldestTimestamp) / 1000,
-      );
-    }
+    const outputsByTopic = new Map<string, number>();
     for (const tm of topicMessages) {
-      if (tm.topic !== this.changelog) {
-        this.o.metrics.recordsOut.inc(
-          { processor: this.name, topic: tm.topic.slice(this.prefix.length) },
-          tm.messages.length,
-        );
-      }
+      if (tm.topic !== this.changelog)
+        outputsByTopic.set(tm.topic.slice(this.prefix.length), tm.messages.length);
     }
-    for (const o of flush.outputs) {
-      if (o.topic === TOPICS.settlements) this.observeSettlement(o.value);
-    }
-    for (const r of flush.rejected) {
-      this.o.metrics.deadLetters.inc({ processor: this.name, topic: r.source.topic, reason: r.reasonCode });
-    }
+    this.o.metrics.recordCommit(this.name, {
+      seconds: Number(process.hrtime.bigint() - t0) / 1e9,
+      end,
+      fetchedAt: h.oldestFetchedAt,
+      flush,
+      outputsByTopic,
+    });
+    h.oldestFetchedAt = undefined;
   }
 
   /** `now` for a processor step: the wall clock, or the task's stream time moved by this record. */
@@ -600,47 +593,6 @@ export class KafkaRuntime<S> {
     if (!this.o.streamTime) return this.o.clock();
     if (recordTimestamp > h.streamTime) h.streamTime = recordTimestamp;
     return h.streamTime;
-  }
-
-  /** Settlement lag and reconciliation, from each committed PayoutSettlement (issue 7). */
-  private observeSettlement(v: PayoutSettlement): void {
-    if (v.status !== 'SETTLED') return;
-    const m = this.o.metrics;
-    if (v.first_withheld_decided_at !== null) {
-      const lag = Math.max(0, v.settled_at - v.first_withheld_decided_at) / 1000;
-      m.settlementLag.observe({ processor: this.name, stage: 'withheld_to_settled' }, lag);
-    }
-    if (v.scheduled_at !== null) {
-      const lag = Math.max(0, v.settled_at - v.scheduled_at) / 1000;
-      m.settlementLag.observe({ processor: this.name, stage: 'scheduled_to_settled' }, lag);
-    }
-    if (v.mismatch_minor !== 0) {
-      m.mismatches.inc({ processor: this.name, currency: v.currency });
-      m.mismatchMinor.inc({ processor: this.name, currency: v.currency }, Math.abs(v.mismatch_minor));
-    }
-  }
-
-  /** The unsettled-withholding gauges over the tasks this instance owns now (revoked ones drop out). */
-  private reportUnsettled(now: number): void {
-    if (!this.o.processor.unsettled) return;
-    const m = this.o.metrics;
-    let count = 0;
-    let oldest: number | undefined;
-    const minor = new Map<string, number>();
-    for (const h of this.tasks.values()) {
-      if (!h.isReady) continue;
-      const u = h.task.unsettled();
-      count += u.count;
-      for (const [c, v] of u.minorByCurrency) minor.set(c, (minor.get(c) ?? 0) + v);
-      if (u.oldestAt !== undefined && (oldest === undefined || u.oldestAt < oldest)) oldest = u.oldestAt;
-    }
-    m.unsettledWithholdings.set({ processor: this.name }, count);
-    m.unsettledMinor.reset();
-    for (const [currency, v] of minor) m.unsettledMinor.set({ processor: this.name, currency }, v);
-    m.oldestUnsettledAge.set(
-      { processor: this.name },
-      oldest === undefined ? 0 : Math.max(0, now - oldest) / 1000,
-    );
   }
 
   private messagesOf(

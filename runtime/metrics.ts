@@ -3,6 +3,9 @@
  * reason code. Never a merchant or loan id (cardinality and privacy).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { PayoutSettlement } from '../schemas/generated/types';
+import { TOPICS } from '../schemas/topics';
+import type { Flush, Task } from './task';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 /** Seconds: 1 s (a demo's simulated settlements) to 14 days (a stuck bank file). */
@@ -178,5 +181,66 @@ export class RuntimeMetrics {
       labelNames: ['processor'],
       registers: r,
     });
+  }
+
+  /** Settlement lag and reconciliation, from one committed PayoutSettlement (issue 7). */
+  observeSettlement(processor: string, v: PayoutSettlement): void {
+    if (v.status !== 'SETTLED') return;
+    if (v.first_withheld_decided_at !== null) {
+      const lag = Math.max(0, v.settled_at - v.first_withheld_decided_at) / 1000;
+      this.settlementLag.observe({ processor, stage: 'withheld_to_settled' }, lag);
+    }
+    if (v.scheduled_at !== null) {
+      const lag = Math.max(0, v.settled_at - v.scheduled_at) / 1000;
+      this.settlementLag.observe({ processor, stage: 'scheduled_to_settled' }, lag);
+    }
+    if (v.mismatch_minor !== 0) {
+      this.mismatches.inc({ processor, currency: v.currency });
+      this.mismatchMinor.inc({ processor, currency: v.currency }, Math.abs(v.mismatch_minor));
+    }
+  }
+
+  /** The unsettled-withholding gauges over the tasks an instance owns now (revoked ones drop out). */
+  reportUnsettled(processor: string, tasks: Iterable<Pick<Task<unknown>, 'unsettled'>>, now: number): void {
+    let count = 0;
+    let oldest: number | undefined;
+    const minor = new Map<string, number>();
+    for (const t of tasks) {
+      const u = t.unsettled();
+      count += u.count;
+      for (const [c, v] of u.minorByCurrency) minor.set(c, (minor.get(c) ?? 0) + v);
+      if (u.oldestAt !== undefined && (oldest === undefined || u.oldestAt < oldest)) oldest = u.oldestAt;
+    }
+    this.unsettledWithholdings.set({ processor }, count);
+    this.unsettledMinor.reset();
+    for (const [currency, v] of minor) this.unsettledMinor.set({ processor, currency }, v);
+    this.oldestUnsettledAge.set({ processor }, oldest === undefined ? 0 : Math.max(0, now - oldest) / 1000);
+  }
+
+  /** Everything one committed task transaction says, whichever transport committed it. */
+  recordCommit(
+    processor: string,
+    c: {
+      seconds: number;
+      end: number;
+      fetchedAt: number | undefined;
+      flush: Flush;
+      /** Records written per contract topic (changelog excluded). */
+      outputsByTopic: ReadonlyMap<string, number>;
+    },
+  ): void {
+    this.commitSeconds.observe({ processor }, c.seconds);
+    this.lastCommit.set({ processor }, c.end / 1000);
+    if (c.fetchedAt !== undefined)
+      this.fetchToCommitSeconds.observe({ processor }, (c.end - c.fetchedAt) / 1000);
+    if (c.flush.oldestTimestamp !== undefined) {
+      this.eventToCommitSeconds.observe({ processor }, Math.max(0, c.end - c.flush.oldestTimestamp) / 1000);
+    }
+    for (const [topic, n] of c.outputsByTopic) this.recordsOut.inc({ processor, topic }, n);
+    for (const o of c.flush.outputs)
+      if (o.topic === TOPICS.settlements) this.observeSettlement(processor, o.value);
+    for (const r of c.flush.rejected) {
+      this.deadLetters.inc({ processor, topic: r.source.topic, reason: r.reasonCode });
+    }
   }
 }

@@ -3,7 +3,7 @@
  * Exits non-zero when it cannot start (bad option, unregistered schemas, Kafka down) and after a
  * graceful stop returns 0.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Codec } from '../../connectors/codec';
 import { loadEndpoints } from '../../connectors/endpoints';
@@ -12,7 +12,7 @@ import { SchemaRegistryClient } from '../../connectors/registry';
 import { PROCESSORS } from '../../processors';
 import { deadLetterSink, runtimeCodec } from '../../runtime/codec-adapter';
 import { describeRunOptions, parseRunOptions } from '../../runtime/config';
-import { KafkaRuntime } from '../../runtime/kafka-runtime';
+import { KafkaRuntime, type RuntimeOptions } from '../../runtime/kafka-runtime';
 import { jsonLogger } from '../../runtime/log';
 import { RuntimeMetrics } from '../../runtime/metrics';
 import { scrapeTargetsDir } from '../../stack/components';
@@ -43,8 +43,19 @@ export const command: Command = {
     process.once('SIGTERM', () => signalled('SIGTERM'));
     process.once('SIGINT', () => signalled('SIGINT'));
 
+    if (options.policy !== undefined && name !== 'eligibility') {
+      console.error(`holdback run: --policy is an option of eligibility, not of ${name}`);
+      return 2;
+    }
+    let processor;
+    try {
+      processor = factory({ policyPath: options.policy, readFile: (p) => readFileSync(p, 'utf8') });
+    } catch (e) {
+      // A bad policy stops start-up, naming the file, the key and the reason.
+      console.error(`holdback run: ${e instanceof Error ? e.message : String(e)}`);
+      return 2;
+    }
     const endpoints = loadEndpoints();
-    const processor = factory();
     const clock = (): number => Date.now();
     const applicationId = options.applicationId ?? `holdback-${processor.name}`;
     const log = jsonLogger({ processor: processor.name, instance: `${hostname()}-${process.pid}` });
@@ -52,7 +63,7 @@ export const command: Command = {
     const registry = new SchemaRegistryClient({ url: endpoints.registryUrl });
     const codec = new Codec({ source: registry, schemaIds: await registry.lookupAll() });
     const metrics = new RuntimeMetrics();
-    const runtime = new KafkaRuntime({
+    const runtimeOptions: RuntimeOptions<unknown> = {
       processor,
       kafka: { clientId: applicationId, brokers: endpoints.kafkaBrokers },
       applicationId,
@@ -63,11 +74,17 @@ export const command: Command = {
       guarantee: options.guarantee,
       commitIntervalMs: options.commitIntervalMs,
       tickIntervalMs: options.tickIntervalMs,
+      streamTime: options.clock === 'stream',
       maxPendingPerTask: options.maxPendingPerTask,
       sessionTimeoutMs: options.sessionTimeoutMs,
       metrics,
       log,
-    });
+    };
+    // node-rdkafka is a native module: loaded only when chosen, so kafkajs runs without it.
+    const runtime =
+      options.transport === 'rdkafka'
+        ? new (await import('../../runtime/rdkafka-runtime')).RdKafkaRuntime(runtimeOptions)
+        : new KafkaRuntime(runtimeOptions);
     const targets = scrapeTargetsDir();
     const server = await startMetricsServer({
       registry: metrics.registry,

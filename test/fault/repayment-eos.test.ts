@@ -42,6 +42,9 @@ import { forgeBody, frame } from '../unit/codec-samples';
 jest.setTimeout(240_000);
 
 const RUN = `${Date.now().toString(36)}`;
+/** The Kafka transports (issue 9); the crash and rebalance scenarios run on each. */
+const TRANSPORTS = ['kafkajs', 'rdkafka'] as const;
+type Transport = (typeof TRANSPORTS)[number];
 let codec: Codec;
 
 beforeAll(async () => {
@@ -135,10 +138,13 @@ async function scenario(
     payoutWriter?: { id: number; schema: object };
     /** Runs after the loans are processed, before any payout is produced. */
     beforePayouts?: () => Promise<void>;
+    /** The processors' Kafka transport (default kafkajs). */
+    transport?: Transport;
   } = {},
 ): Promise<void> {
-  const prefix = `eos-${name}-${RUN}.`;
-  const applicationId = `eos-${name}-${RUN}`;
+  const transport = opts.transport ?? 'kafkajs';
+  const prefix = `eos-${name}-${transport}-${RUN}.`;
+  const applicationId = `eos-${name}-${transport}-${RUN}`;
   await createTopics(prefix);
   const events = repaymentWorkload({
     seed,
@@ -221,6 +227,7 @@ async function scenario(
         `--topic-prefix=${prefix}`,
         `--application-id=${applicationId}`,
         '--session-timeout-ms=6000',
+        `--transport=${transport}`,
         ...extra,
       ]);
       procs.push(p);
@@ -280,26 +287,34 @@ async function scenario(
   }
 }
 
-test('without faults, the outputs equal the clean run exactly; health, metrics and SIGTERM behave', async () => {
-  await scenario('clean', 0, async (s) => {
-    const a = s.spawn('a');
-    await waitFor('half the work', async () => (await s.progress()) >= 0.5, 120_000);
-    const url = /"metrics":"(http:[^"]+)"/.exec(logTail(a, 50))?.[1];
-    expect(url).toBeDefined();
-    const health = await fetch(`${url}/health`);
-    const body = (await health.json()) as { ok: boolean; detail: { tasks: Array<{ ready: boolean }> } };
-    expect(health.status).toBe(200);
-    expect(body.ok).toBe(true);
-    expect(body.detail.tasks.filter((t) => t.ready)).toHaveLength(endpoints.partitions);
-    const metrics = await (await fetch(`${url}/metrics`)).text();
-    expect(metrics).toMatch(
-      /holdback_records_in_total\{processor="repayment",topic="marketplace.payouts.v1"\} [1-9]/,
+test.each(TRANSPORTS)(
+  'without faults, the outputs equal the clean run exactly; health, metrics and SIGTERM behave (%s)',
+  async (transport) => {
+    await scenario(
+      'clean',
+      0,
+      async (s) => {
+        const a = s.spawn('a');
+        await waitFor('half the work', async () => (await s.progress()) >= 0.5, 120_000);
+        const url = /"metrics":"(http:[^"]+)"/.exec(logTail(a, 50))?.[1];
+        expect(url).toBeDefined();
+        const health = await fetch(`${url}/health`);
+        const body = (await health.json()) as { ok: boolean; detail: { tasks: Array<{ ready: boolean }> } };
+        expect(health.status).toBe(200);
+        expect(body.ok).toBe(true);
+        expect(body.detail.tasks.filter((t) => t.ready)).toHaveLength(endpoints.partitions);
+        const metrics = await (await fetch(`${url}/metrics`)).text();
+        expect(metrics).toMatch(
+          /holdback_records_in_total\{processor="repayment",topic="marketplace.payouts.v1"\} [1-9]/,
+        );
+        expect(metrics).toMatch(/holdback_commit_seconds_count\{processor="repayment"\} [1-9]/);
+        expect(metrics).not.toMatch(/merchant_id|loan_id/);
+        return [a];
+      },
+      { transport },
     );
-    expect(metrics).toMatch(/holdback_commit_seconds_count\{processor="repayment"\} [1-9]/);
-    expect(metrics).not.toMatch(/merchant_id|loan_id/);
-    return [a];
-  });
-});
+  },
+);
 
 test('1% poison pills go to the DLQ with their reasons, while the partitions keep moving', async () => {
   await scenario('poison', 5, async (s) => [s.spawn('a')], { poisonRate: 0.01 });
@@ -339,56 +354,82 @@ test('a registry outage holds records back (retried with backoff) and sends noth
   );
 });
 
-test('kill -9 the processor three times, each after at least 20% more progress', async () => {
-  await scenario('kill', 1, async (s) => {
-    let p = s.spawn('a');
-    for (const at of [0.2, 0.4, 0.6]) {
-      await waitFor(`${at * 100}% progress`, async () => (await s.progress()) >= at, 120_000);
-      await kill9(p);
-      p = s.spawn(`after-${at}`);
-    }
-    return [p];
-  });
-});
-
-test('a second instance joins, the first leaves, the second is killed, the first returns', async () => {
-  await scenario('handover', 2, async (s) => {
-    const a = s.spawn('a');
-    await waitFor('15% progress', async () => (await s.progress()) >= 0.15, 120_000);
-    const b = s.spawn('b');
-    await waitFor('35% progress', async () => (await s.progress()) >= 0.35, 120_000);
-    await terminate(a);
-    await waitFor('55% progress', async () => (await s.progress()) >= 0.55, 120_000);
-    await kill9(b);
-    const a2 = s.spawn('a-returns');
-    return [a2];
-  });
-});
-
-test('an instance paused past its session timeout is fenced when it resumes', async () => {
-  let zombie: ProcessorProcess | undefined;
-  await scenario('zombie', 3, async (s) => {
-    // A long commit interval: when paused, a surely holds uncommitted work it will try to commit.
-    const a = s.spawn('a', ['--commit-interval-ms=4000']);
-    zombie = a;
-    await waitFor('20% progress', async () => (await s.progress()) >= 0.2, 120_000);
-    const b = s.spawn('b');
-    await new Promise((r) => setTimeout(r, 3000)); // b joins and shares the work
-    a.child.kill('SIGSTOP');
-    // Past a's session timeout (6 s): b takes every partition and goes on.
-    await new Promise((r) => setTimeout(r, 9000));
-    await waitFor('60% progress', async () => (await s.progress()) >= 0.6, 120_000);
-    a.child.kill('SIGCONT'); // a's late commits must fail: its producers were fenced
-    await waitFor(
-      'the zombie to find out',
-      async () => /commit failed on partition/.test(logTail(a, 200)),
-      30_000,
+test.each(TRANSPORTS)(
+  'kill -9 the processor three times, each after at least 20% more progress (%s)',
+  async (transport) => {
+    await scenario(
+      'kill',
+      1,
+      async (s) => {
+        let p = s.spawn('a');
+        for (const at of [0.2, 0.4, 0.6]) {
+          await waitFor(`${at * 100}% progress`, async () => (await s.progress()) >= at, 120_000);
+          await kill9(p);
+          p = s.spawn(`after-${at}`);
+        }
+        return [p];
+      },
+      { transport },
     );
-    return [a, b];
-  });
-  // The late commit was refused by the broker (fenced), not merely skipped.
-  expect(logTail(zombie!, 400)).toMatch(/commit failed on partition \d+: .*(fenced|epoch|transactional id)/i);
-});
+  },
+);
+
+test.each(TRANSPORTS)(
+  'a second instance joins, the first leaves, the second is killed, the first returns (%s)',
+  async (transport) => {
+    await scenario(
+      'handover',
+      2,
+      async (s) => {
+        const a = s.spawn('a');
+        await waitFor('15% progress', async () => (await s.progress()) >= 0.15, 120_000);
+        const b = s.spawn('b');
+        await waitFor('35% progress', async () => (await s.progress()) >= 0.35, 120_000);
+        await terminate(a);
+        await waitFor('55% progress', async () => (await s.progress()) >= 0.55, 120_000);
+        await kill9(b);
+        const a2 = s.spawn('a-returns');
+        return [a2];
+      },
+      { transport },
+    );
+  },
+);
+
+test.each(TRANSPORTS)(
+  'an instance paused past its session timeout is fenced when it resumes (%s)',
+  async (transport) => {
+    let zombie: ProcessorProcess | undefined;
+    await scenario(
+      'zombie',
+      3,
+      async (s) => {
+        // A long commit interval: when paused, a surely holds uncommitted work it will try to commit.
+        const a = s.spawn('a', ['--commit-interval-ms=4000']);
+        zombie = a;
+        await waitFor('20% progress', async () => (await s.progress()) >= 0.2, 120_000);
+        const b = s.spawn('b');
+        await new Promise((r) => setTimeout(r, 3000)); // b joins and shares the work
+        a.child.kill('SIGSTOP');
+        // Past a's session timeout (6 s): b takes every partition and goes on.
+        await new Promise((r) => setTimeout(r, 9000));
+        await waitFor('60% progress', async () => (await s.progress()) >= 0.6, 120_000);
+        a.child.kill('SIGCONT'); // a's late commits must fail: its producers were fenced
+        await waitFor(
+          'the zombie to find out',
+          async () => /commit failed on partition/.test(logTail(a, 200)),
+          30_000,
+        );
+        return [a, b];
+      },
+      { transport },
+    );
+    // The late commit was refused by the broker (fenced), not merely skipped.
+    expect(logTail(zombie!, 400)).toMatch(
+      /commit failed on partition \d+: .*(fenced|epoch|transactional id)/i,
+    );
+  },
+);
 
 test('the broker is killed between send and commit and restarted; the processor recovers by itself', async () => {
   await scenario('broker', 4, async (s) => {

@@ -28,3 +28,9 @@ test.each([
   expect(() => parseRunOptions(args)).toThrow(ConfigError);
   expect(() => parseRunOptions(args)).toThrow(message);
 });
+
+test('--policy names the eligibility policy file; absent, it is undefined (the default policy)', () => {
+  expect(parseRunOptions(['--policy=policies/candidate.json']).policy).toBe('policies/candidate.json');
+  expect(parseRunOptions([]).policy).toBeUndefined();
+  expect(() => parseRunOptions(['--policy='])).toThrow(/bad option --policy=/);
+});
