@@ -10,3 +10,9 @@ say "codec: decode and encode rates on one core"
 npx tsx bench/codec.bench.ts "${CODEC_SECONDS:-5}"
 say "repayment: withholding decisions at a sustained input rate, payout to readable deduction"
 npx tsx bench/repayment.bench.ts "${REPAYMENT_RATE:-5000}" "${REPAYMENT_SECONDS:-60}"
+say "eligibility: state memory per merchant at one million merchants, process() rate"
+npx tsx --expose-gc bench/eligibility-memory.bench.ts
+say "ClickHouse sink: sustained rows/s from Kafka"
+npx tsx bench/clickhouse-sink.bench.ts
+say "the whole pipeline: simulated traffic through repayment, eligibility and the sink, with Kafka's perf tools as the ceiling"
+npx tsx bench/pipeline.bench.ts "${PIPELINE_SECONDS:-60}" "${PIPELINE_RATE:-100000}"

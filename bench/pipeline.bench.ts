@@ -1,0 +1,361 @@
+/**
+ * The whole pipeline on the real local stack (issue 9): simulated marketplace traffic produced as
+ * fast as the simulator can (or at a given rate) for a sustained period into repayment and
+ * eligibility (exactly-once, 100 ms commits) and the ClickHouse sink, all on the same two cores
+ * as the broker, the registry and ClickHouse. In the same run, on the same broker, with the same
+ * partition count and record size, Kafka's own ProducerPerformance and ConsumerPerformance give
+ * the ceiling, and the pipeline's rate is reported as a ratio of it.
+ *
+ *   npx tsx bench/pipeline.bench.ts [seconds=60] [rate=100000] [merchants=2000] [transport=kafkajs]
+ *
+ * Figures: input records/s produced; end-to-end records/s (every input record decided by both
+ * processors and its row in ClickHouse, from the first record to the moment all three are idle);
+ * each processor's fetch-to-commit p50/p99 (Holdback's own latency; the simulator's record
+ * timestamps are simulated time, so record-to-output is measured by bench/repayment.bench.ts on
+ * the wall clock); RSS and heap per process. Saves bench/results/pipeline[-<transport>].json.
+ * Needs `holdback stack up` and `npm run build`; `npm run bench` does both.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, platform, release } from 'node:os';
+import { join } from 'node:path';
+import { createClient } from '@clickhouse/client';
+import { migrate } from '../connectors/clickhouse/migrate';
+import { simulate } from '../simulator';
+import { KAFKA_VERSION } from '../stack/install';
+import { REPO_ROOT } from '../stack/paths';
+import { createTopics, deleteTopics, endpoints, kafkaClient } from '../test/harness/kafka';
+
+const SECONDS = Number(process.argv[2] ?? 60);
+const RATE = Number(process.argv[3] ?? 100_000);
+const MERCHANTS = Number(process.argv[4] ?? 2000);
+const TRANSPORT = process.argv[5] ?? 'kafkajs';
+const RUN = `bench-pipe-${Date.now().toString(36)}`;
+const PREFIX = `${RUN}.`;
+const DATABASE = RUN.replace(/-/g, '_');
+const PORTS = { repayment: 19111, eligibility: 19112, sink: 19113 } as const;
+type Name = keyof typeof PORTS;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function start(name: Name, args: string[]): ChildProcess {
+  const dir = join(REPO_ROOT, '.holdback', 'test-logs');
+  mkdirSync(dir, { recursive: true });
+  const out = openSync(join(dir, `${RUN}-${name}.log`), 'a');
+  return spawn(process.execPath, [join(REPO_ROOT, 'bin', 'holdback'), ...args], {
+    stdio: ['ignore', out, out],
+  });
+}
+
+async function scrape(port: number): Promise<string> {
+  try {
+    return await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  } catch {
+    return '';
+  }
+}
+
+function sum(text: string, name: string): number {
+  let s = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const c = line[name.length];
+    if (c === ' ' || c === '{') s += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return s;
+}
+
+/** A quantile from a prom-client histogram's cumulative buckets (linear within the bucket). */
+function quantile(text: string, name: string, q: number): number | null {
+  const buckets: Array<[number, number]> = [];
+  for (const line of text.split('\n')) {
+    const m = new RegExp(`^${name}_bucket\\{.*le="([^"]+)".*\\} (\\S+)$`).exec(line);
+    if (m) buckets.push([m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2])]);
+  }
+  const total = buckets.at(-1)?.[1] ?? 0;
+  if (total === 0) return null;
+  let prevLe = 0;
+  let prevCount = 0;
+  for (const [le, count] of buckets) {
+    if (count >= q * total) {
+      if (le === Infinity) return prevLe;
+      return prevLe + ((le - prevLe) * (q * total - prevCount)) / Math.max(1, count - prevCount);
+    }
+    [prevLe, prevCount] = [le, count];
+  }
+  return prevLe;
+}
+
+function rssMb(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Math.round(Number(m[1]) / 1024) : null;
+}
+
+/** Kafka's own perf tools from the jars the stack downloaded, on a topic laid out like ours. */
+function kafkaTool(cls: string, args: string[]): string {
+  const cp = join(REPO_ROOT, '.holdback', 'cache', `kafka-${KAFKA_VERSION}`, 'lib', '*');
+  return execFileSync('java', ['-Xmx512m', '-cp', cp, `org.apache.kafka.tools.${cls}`, ...args], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/** Bytes per input record on disk (Kafka's log sizes of the four input topics / records produced). */
+function averageRecordBytes(records: number): number {
+  const topics = [
+    'marketplace.orders.v1',
+    'marketplace.sales.v1',
+    'marketplace.payouts.v1',
+    'lending.loans.v1',
+  ];
+  const out = kafkaTool('LogDirsCommand', [
+    '--bootstrap-server',
+    endpoints.kafkaBrokers[0]!,
+    '--describe',
+    '--topic-list',
+    topics.map((t) => PREFIX + t).join(','),
+  ]);
+  const json = out.split('\n').find((l) => l.startsWith('{'));
+  if (!json) return 120;
+  const dirs = (
+    JSON.parse(json) as { brokers: Array<{ logDirs: Array<{ partitions: Array<{ size: number }> }> }> }
+  ).brokers;
+  const bytes = dirs.flatMap((b) => b.logDirs.flatMap((d) => d.partitions)).reduce((n, p) => n + p.size, 0);
+  return Math.max(1, Math.round(bytes / Math.max(1, records)));
+}
+
+async function ceiling(recordSize: number, records: number): Promise<{ produce: number; consume: number }> {
+  const topic = `${PREFIX}perf`;
+  const admin = kafkaClient().admin();
+  await admin.connect();
+  await admin.createTopics({
+    waitForLeaders: true,
+    topics: [{ topic, numPartitions: endpoints.partitions, replicationFactor: 1 }],
+  });
+  await admin.disconnect();
+  const p = kafkaTool('ProducerPerformance', [
+    '--topic',
+    topic,
+    '--num-records',
+    String(records),
+    '--record-size',
+    String(recordSize),
+    '--throughput',
+    '-1',
+    '--producer-props',
+    `bootstrap.servers=${endpoints.kafkaBrokers[0]}`,
+    'acks=all',
+    'linger.ms=5',
+    'batch.size=65536',
+  ]);
+  const produce = Number(/([\d.]+) records\/sec/.exec(p.trim().split('\n').at(-1) ?? '')?.[1] ?? NaN);
+  const c = kafkaTool('ConsumerPerformance', [
+    '--bootstrap-server',
+    endpoints.kafkaBrokers[0]!,
+    '--topic',
+    topic,
+    '--messages',
+    String(records),
+    '--group',
+    `${RUN}-perf`,
+    '--timeout',
+    '60000',
+  ]);
+  // header: start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, ...
+  const row = c
+    .trim()
+    .split('\n')
+    .at(-1)!
+    .split(',')
+    .map((s) => s.trim());
+  return { produce, consume: Number(row[5]) };
+}
+
+async function main(): Promise<void> {
+  console.log(
+    `pipeline benchmark ${RUN}: ${SECONDS}s, up to ${RATE}/s, ${MERCHANTS} merchants, ${TRANSPORT}`,
+  );
+  await createTopics(PREFIX);
+  const ch = createClient({ url: endpoints.clickhouseUrl });
+  await migrate(ch, DATABASE, undefined, () => undefined);
+  const common = [`--topic-prefix=${PREFIX}`, '--clock=stream', `--transport=${TRANSPORT}`];
+  const procs: Record<Name, ChildProcess> = {
+    repayment: start('repayment', [
+      'run',
+      'repayment',
+      ...common,
+      `--application-id=${RUN}-repayment`,
+      `--metrics-port=${PORTS.repayment}`,
+    ]),
+    eligibility: start('eligibility', [
+      'run',
+      'eligibility',
+      ...common,
+      `--application-id=${RUN}-eligibility`,
+      `--metrics-port=${PORTS.eligibility}`,
+    ]),
+    sink: start('sink', [
+      'clickhouse',
+      'sink',
+      `--topic-prefix=${PREFIX}`,
+      `--database=${DATABASE}`,
+      `--metrics-port=${PORTS.sink}`,
+    ]),
+  };
+  try {
+    for (let i = 0; ; i++) {
+      const ok = await Promise.all(
+        Object.values(PORTS).map((p) =>
+          fetch(`http://127.0.0.1:${p}/health`).then(
+            (r) => r.ok,
+            () => false,
+          ),
+        ),
+      );
+      if (ok.every(Boolean)) break;
+      if (i > 120)
+        throw new Error(`processes not healthy after 60 s; logs in .holdback/test-logs/${RUN}-*.log`);
+      await sleep(500);
+    }
+    console.log('producing...');
+    const t0 = Date.now();
+    const summary = await simulate(
+      {
+        merchants: MERCHANTS,
+        rate: RATE,
+        duration: SECONDS,
+        seed: 7,
+        speed: `120d/${SECONDS}s`,
+        start: '120d',
+        topicPrefix: PREFIX,
+        failRate: 0.02,
+      },
+      {
+        onProgress: (p) =>
+          process.stdout.write(
+            `\r  ${Math.round(p.elapsedMs / 1000)}s produced ${p.produced} (${Math.round(p.recordsPerSec)}/s)   `,
+          ),
+      },
+    );
+    const producedAt = Date.now();
+    console.log(
+      `\nproduced ${summary.produced} in ${summary.wallSeconds.toFixed(1)} s; waiting for the pipeline to drain...`,
+    );
+    let last = '';
+    let quietSince = Date.now();
+    let lastChangeAt = Date.now();
+    while (Date.now() - quietSince < 5000) {
+      const texts = await Promise.all(Object.values(PORTS).map(scrape));
+      const key = JSON.stringify([
+        sum(texts[0]!, 'holdback_records_in_total'),
+        sum(texts[1]!, 'holdback_records_in_total'),
+        sum(texts[2]!, 'holdback_clickhouse_rows_inserted_total'),
+      ]);
+      if (key !== last) [last, quietSince, lastChangeAt] = [key, Date.now(), Date.now()];
+      if (Date.now() - producedAt > 600_000) throw new Error('the pipeline did not drain within 10 minutes');
+      await sleep(250);
+    }
+    const drainedAt = lastChangeAt;
+    const texts = Object.fromEntries(
+      await Promise.all(
+        (Object.keys(PORTS) as Name[]).map(async (n) => [n, await scrape(PORTS[n])] as const),
+      ),
+    ) as Record<Name, string>;
+    const proc = (n: Name, latency: string | null) => ({
+      recordsIn:
+        n === 'sink'
+          ? sum(texts[n], 'holdback_clickhouse_rows_inserted_total')
+          : sum(texts[n], 'holdback_records_in_total'),
+      fetchToCommitMs: latency
+        ? {
+            p50: Math.round((quantile(texts[n], latency, 0.5) ?? NaN) * 1000),
+            p99: Math.round((quantile(texts[n], latency, 0.99) ?? NaN) * 1000),
+          }
+        : null,
+      rssMb: rssMb(procs[n].pid),
+      heapUsedMb:
+        Math.round(
+          sum(
+            texts[n],
+            n === 'sink'
+              ? 'holdback_clickhouse_sink_nodejs_heap_size_used_bytes'
+              : 'holdback_process_nodejs_heap_size_used_bytes',
+          ) /
+            2 ** 20,
+        ) || null,
+    });
+    const recordSize = averageRecordBytes(summary.produced);
+    console.log(
+      "measuring the ceiling with Kafka's own perf tools (same broker, partitions, record size)...",
+    );
+    const roof = await ceiling(recordSize, 2_000_000);
+    const endToEnd = summary.produced / ((drainedAt - t0) / 1000);
+    const result = {
+      benchmark: 'pipeline',
+      date: new Date().toISOString(),
+      machine: {
+        cpu: cpus()[0]?.model.trim(),
+        cores: cpus().length,
+        node: process.version,
+        os: `${platform()} ${release()}`,
+      },
+      setup: {
+        transport: TRANSPORT,
+        guarantee: 'exactly_once',
+        commitIntervalMs: 100,
+        partitions: endpoints.partitions,
+        merchants: MERCHANTS,
+        seconds: SECONDS,
+        targetRate: RATE,
+        clock: 'stream',
+      },
+      producedRecords: summary.produced,
+      producedPerSecond: Math.round(summary.recordsPerSec),
+      endToEndPerSecond: Math.round(endToEnd),
+      drainSecondsAfterProducing: Math.round((drainedAt - producedAt) / 100) / 10,
+      processes: {
+        repayment: proc('repayment', 'holdback_fetch_to_commit_seconds'),
+        eligibility: proc('eligibility', 'holdback_fetch_to_commit_seconds'),
+        sink: proc('sink', null),
+      },
+      ceiling: {
+        recordSizeBytes: recordSize,
+        kafkaProducerPerfPerSecond: Math.round(roof.produce),
+        kafkaConsumerPerfPerSecond: Math.round(roof.consume),
+      },
+      ratioToConsumerCeiling: Math.round((endToEnd / roof.consume) * 1000) / 1000,
+    };
+    console.table({
+      'input produced (records/s)': result.producedPerSecond,
+      'end to end, drained (records/s)': result.endToEndPerSecond,
+      'drain after producing stopped (s)': result.drainSecondsAfterProducing,
+      'repayment fetch->commit p50/p99 (ms)': `${result.processes.repayment.fetchToCommitMs?.p50} / ${result.processes.repayment.fetchToCommitMs?.p99}`,
+      'eligibility fetch->commit p50/p99 (ms)': `${result.processes.eligibility.fetchToCommitMs?.p50} / ${result.processes.eligibility.fetchToCommitMs?.p99}`,
+      'RSS repayment / eligibility / sink (MB)': `${result.processes.repayment.rssMb} / ${result.processes.eligibility.rssMb} / ${result.processes.sink.rssMb}`,
+      'kafka producer perf (records/s)': result.ceiling.kafkaProducerPerfPerSecond,
+      'kafka consumer perf (records/s)': result.ceiling.kafkaConsumerPerfPerSecond,
+      'end to end / consumer perf': result.ratioToConsumerCeiling,
+    });
+    const dir = join(REPO_ROOT, 'bench', 'results');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, TRANSPORT === 'kafkajs' ? 'pipeline.json' : `pipeline-${TRANSPORT}.json`);
+    writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+    console.log(`saved ${file}`);
+  } finally {
+    for (const p of Object.values(procs)) p.kill('SIGTERM');
+    await sleep(3000);
+    for (const p of Object.values(procs)) if (p.exitCode === null) p.kill('SIGKILL');
+    await ch.command({ query: `DROP DATABASE IF EXISTS ${DATABASE}` }).catch(() => undefined);
+    await ch.close();
+    await deleteTopics(PREFIX, [
+      `${RUN}-repayment-state-changelog`,
+      `${RUN}-eligibility-state-changelog`,
+    ]).catch(() => undefined);
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});
