@@ -413,9 +413,9 @@ const alertmanager: Component = {
     const dir = runDir('alertmanager');
     mkdirSync(join(dir, 'data'), { recursive: true });
     const config = join(dir, 'alertmanager.yml');
-    // docker-compose reaches the receiver by service name; locally it listens on loopback.
+    // The webhook listens on this machine's loopback; HOLDBACK_HOST may move it.
     const text = readFileSync(ALERTMANAGER_CONFIG, 'utf8').replace(
-      /http:\/\/alert-receiver:\d+/g,
+      /http:\/\/127\.0\.0\.1:\d+/g,
       `http://${e.host}:${ALERT_WEBHOOK_PORT_DEFAULT}`,
     );
     writeFileSync(config, text);

@@ -16,6 +16,7 @@ interface Service {
   ports?: string[];
   volumes?: string[];
   command?: string[];
+  network_mode?: string;
 }
 
 const file = join(REPO_ROOT, 'docker-compose.yml');
@@ -35,8 +36,25 @@ test('it publishes the same ports as the local stack', () => {
   expect(published('kafka')).toEqual([e.kafkaPort]);
   expect(published('schema-registry')).toEqual([e.registryPort]);
   expect(published('clickhouse')).toEqual([e.clickhouseHttpPort, e.clickhouseTcpPort]);
-  expect(published('prometheus')).toEqual([e.prometheusPort]);
-  expect(published('alertmanager')).toEqual([e.alertmanagerPort]);
+  // On the host's network (they must reach Holdback's processes on 127.0.0.1): no published
+  // ports, but the same listen addresses.
+  for (const [service, port] of [
+    ['prometheus', e.prometheusPort],
+    ['alertmanager', e.alertmanagerPort],
+  ] as const) {
+    expect(compose.services[service]?.network_mode).toBe('host');
+    expect(compose.services[service]?.command).toContain(`--web.listen-address=127.0.0.1:${port}`);
+  }
+});
+
+test("Prometheus discovers Holdback's processes from the same target files as the local stack", () => {
+  const prom = compose.services['prometheus']!;
+  expect(prom.volumes).toContain('./.holdback/run/prometheus/targets:/etc/prometheus/targets:ro');
+  const config = parse(readFileSync(join(REPO_ROOT, 'dashboards/prometheus/prometheus.yml'), 'utf8')) as {
+    scrape_configs: Array<{ job_name: string; file_sd_configs?: Array<{ files: string[] }> }>;
+  };
+  const job = config.scrape_configs.find((j) => j.job_name === 'holdback');
+  expect(job?.file_sd_configs?.[0]?.files).toEqual(['/etc/prometheus/targets/*.json']);
 });
 
 test('it runs the Kafka version the local stack downloads', () => {
@@ -46,7 +64,8 @@ test('it runs the Kafka version the local stack downloads', () => {
 test('every file or folder it mounts from the repo exists', () => {
   const mounts = Object.values(compose.services)
     .flatMap((s) => s.volumes ?? [])
-    .filter((v) => v.startsWith('./'))
+    // .holdback/ is this machine's runtime state, created on use (Docker creates it if missing).
+    .filter((v) => v.startsWith('./') && !v.startsWith('./.holdback/'))
     .map((v) => v.split(':')[0]!);
   expect(mounts.length).toBeGreaterThan(0);
   for (const m of mounts) expect([m, existsSync(join(REPO_ROOT, m))]).toEqual([m, true]);
