@@ -40,6 +40,22 @@ export async function readToEnd(kafka: Kafka, o: ReadOptions): Promise<number> {
     try {
       await consumer.subscribe({ topic: o.topic, fromBeginning: true });
       await new Promise<void>((resolve, reject) => {
+        /** The partition has been consumed up to `lastOffset`: done with it once that reaches the end. */
+        const reached = (partition: number, lastOffset: number): void => {
+          const end = wanted.get(partition);
+          if (end === undefined || lastOffset + 1 < end) return;
+          wanted.delete(partition);
+          consumer.pause([{ topic: o.topic, partitions: [partition] }]);
+          if (wanted.size === 0) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        // A fetch holding only a commit marker (its records compacted away, or in a segment of
+        // their own) never reaches eachBatch; kafkajs reports it here, with the marker's offset.
+        consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+          if (payload.topic === o.topic) reached(payload.partition, Number(payload.lastOffset));
+        });
         const timer = setTimeout(
           () =>
             reject(new Error(`reading ${o.topic} to its end took longer than ${o.timeoutMs ?? 120_000} ms`)),
@@ -59,15 +75,8 @@ export async function readToEnd(kafka: Kafka, o: ReadOptions): Promise<number> {
                 o.onMessage(batch.partition, m);
                 read++;
               }
-              if (Number(batch.lastOffset()) + 1 >= end) {
-                wanted.delete(batch.partition);
-                pause();
-              }
               if (o.onProgress) await o.onProgress();
-              if (wanted.size === 0) {
-                clearTimeout(timer);
-                resolve();
-              }
+              reached(batch.partition, Number(batch.lastOffset()));
             },
           })
           .catch(reject);

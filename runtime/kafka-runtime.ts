@@ -610,13 +610,14 @@ export class KafkaRuntime<S> {
     // inputs by merchant, whatever their key. holdback.loans.v1 is keyed by loan_id, but a loan
     // never changes merchant, so compaction still sees each key in one partition, and a
     // downstream processor (eligibility) reads a merchant's loan states beside its sales.
-    for (const o of flush.outputs) {
+    flush.outputs.forEach((o, i) => {
       add(this.physical(o.topic), {
         key: o.key,
         value: this.o.codec.encode(o.topic, o.value),
         partition,
+        timestamp: String(flush.outputTimestamps[i]),
       });
-    }
+    });
     for (const r of flush.rejected) {
       add(this.physical(this.o.deadLetters.topic), {
         key: r.source.key,

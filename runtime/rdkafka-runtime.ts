@@ -172,6 +172,8 @@ export interface OutgoingRecord {
   partition: number;
   key: Buffer | null;
   value: Buffer | null;
+  /** Kafka timestamp (ms); the producer's clock when absent. */
+  timestamp?: number;
 }
 
 /**
@@ -192,14 +194,15 @@ export function recordsOf(
   },
 ): OutgoingRecord[] {
   const out: OutgoingRecord[] = [];
-  for (const r of flush.outputs) {
+  flush.outputs.forEach((r, i) => {
     out.push({
       topic: o.physical(r.topic),
       partition,
       key: Buffer.from(r.key, 'utf8'),
       value: o.codec.encode(r.topic, r.value),
+      timestamp: flush.outputTimestamps[i],
     });
-  }
+  });
   for (const r of flush.rejected) {
     out.push({
       topic: o.physical(o.deadLetters.topic),
@@ -889,7 +892,7 @@ export class RdKafkaRuntime<S> {
     for (const r of records) {
       for (let attempt = 0; ; attempt++) {
         try {
-          producer.produce(r.topic, r.partition, r.value, r.key);
+          producer.produce(r.topic, r.partition, r.value, r.key, r.timestamp);
           break;
         } catch (e) {
           if ((e as LibrdKafkaError).code !== ERR_QUEUE_FULL || attempt > 1000) throw e;

@@ -43,6 +43,12 @@ export const OFFSETS_KEY = '\u0000offsets';
 /** Everything a task must make durable in one commit. */
 export interface Flush {
   readonly outputs: readonly OutputRecord[];
+  /**
+   * outputs[i]'s Kafka timestamp: the `now` of the step that produced it (stream time with
+   * --clock=stream), as Kafka Streams propagates timestamps, so a downstream processor on stream
+   * time sees the upstream's time, not the moment of producing.
+   */
+  readonly outputTimestamps: readonly number[];
   readonly rejected: readonly Rejected[];
   /** Changed keys and their encoded state (null: deleted), plus the offsets entry. */
   readonly changelog: ReadonlyArray<{ key: string; value: Buffer | null }>;
@@ -59,6 +65,8 @@ export class Task<S> {
   private readonly timers = new TimerQueue();
   private readonly nextOffsets = new Map<string, number>();
   private outputs: OutputRecord[] = [];
+  /** The `now` of the step that produced each output: its Kafka timestamp. */
+  private outputTimes: number[] = [];
   private rejected: Rejected[] = [];
   private dirty = new Set<string>();
   private offsetsMoved = false;
@@ -192,7 +200,7 @@ export class Task<S> {
       });
       return 'rejected';
     }
-    this.apply(key, step);
+    this.apply(key, step, now);
     return 'processed';
   }
 
@@ -209,7 +217,7 @@ export class Task<S> {
     const tick = this.processor.tick;
     const s = this.state.get(key);
     if (!tick || s === undefined) return false;
-    this.apply(key, tick.call(this.processor, s, key, { now }));
+    this.apply(key, tick.call(this.processor, s, key, { now }), now);
     return true;
   }
 
@@ -230,7 +238,7 @@ export class Task<S> {
       this.oldestTimestamp = src.timestamp;
   }
 
-  private apply(key: string, step: StepResult<S>): void {
+  private apply(key: string, step: StepResult<S>, now: number): void {
     if (step.state === undefined) this.state.delete(key);
     else this.state.set(key, step.state);
     // Every processed key is written to the changelog: a processor that mutated its state in
@@ -238,7 +246,10 @@ export class Task<S> {
     this.dirty.add(key);
     this.setTimer(key, step.state);
     this.trackUnsettled(key, step.state);
-    for (const o of step.outputs) this.outputs.push(o);
+    for (const o of step.outputs) {
+      this.outputs.push(o);
+      this.outputTimes.push(now);
+    }
   }
 
   // ---- commit ----
@@ -266,12 +277,14 @@ export class Task<S> {
     }
     const flush: Flush = {
       outputs: this.outputs,
+      outputTimestamps: this.outputTimes,
       rejected: this.rejected,
       changelog,
       offsets: new Map(this.nextOffsets),
       oldestTimestamp: this.oldestTimestamp,
     };
     this.outputs = [];
+    this.outputTimes = [];
     this.rejected = [];
     this.dirty = new Set();
     this.offsetsMoved = false;

@@ -104,6 +104,7 @@ describe('recordsOf', () => {
   };
   const flush: Flush = {
     outputs: [{ topic: 'holdback.deductions.v1', key: 'd1', value: { n: 1 } as never }],
+    outputTimestamps: [1_700_000_000_000],
     rejected: [{ source, reasonCode: 'BAD_MAGIC_BYTE', detail: 'x' }],
     changelog: [
       { key: 'm1', value: Buffer.from('state') },
@@ -134,5 +135,7 @@ describe('recordsOf', () => {
       ['app-state-changelog', 2, 'm1', 'state'],
       ['app-state-changelog', 2, 'm2', null],
     ]);
+    // An output carries the time of the step that produced it (stream time under --clock=stream).
+    expect(records[0]?.timestamp).toBe(1_700_000_000_000);
   });
 });

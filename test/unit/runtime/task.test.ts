@@ -110,3 +110,22 @@ test('commits are split into requests under the broker limit, keeping every mess
   expect(flat('a')).toEqual(input[0]!.messages.map((m) => m.key));
   expect(flat('b')).toEqual(input[1]!.messages.map((m) => m.key));
 });
+
+test('each output carries the time of the step that produced it (its Kafka timestamp), record or timer', () => {
+  const echo: Processor<number> = {
+    ...(countingProcessor as unknown as Processor<number>),
+    stateSerde: { encode: (n) => Buffer.from(String(n)), decode: (b) => Number(b.toString()) },
+    process: (s, input) => ({
+      state: (s ?? 0) + 1,
+      outputs: [{ topic: 'holdback.dlq.v1', key: input.key, value: {} as never }],
+    }),
+    timerAt: (s) => (s > 0 ? T0 + 5000 : undefined),
+    tick: (_s, key) => ({ state: 0, outputs: [{ topic: 'holdback.dlq.v1', key, value: {} as never }] }),
+  };
+  const task = new Task(echo, 0);
+  const rec = { topic: 'marketplace.sales.v1' as const, key: 'm1', value: sale('m1', 5), timestamp: T0 };
+  task.accept(src(0), { ok: true, record: rec }, T0 + 100);
+  task.accept(src(1), { ok: true, record: rec }, T0 + 200);
+  task.tickDue(T0 + 6000);
+  expect(task.drain().outputTimestamps).toEqual([T0 + 100, T0 + 200, T0 + 6000]);
+});
