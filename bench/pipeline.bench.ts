@@ -6,7 +6,7 @@
  * partition count and record size, Kafka's own ProducerPerformance and ConsumerPerformance give
  * the ceiling, and the pipeline's rate is reported as a ratio of it.
  *
- *   npx tsx bench/pipeline.bench.ts [seconds=60] [rate=100000] [merchants=2000] [transport=kafkajs]
+ *   npx tsx bench/pipeline.bench.ts [seconds=60] [rate=100000] [merchants=2000] [transport=kafkajs] [live|backlog]
  *
  * Figures: input records/s produced; end-to-end records/s (every input record decided by both
  * processors and its row in ClickHouse, from the first record to the moment all three are idle);
@@ -30,6 +30,12 @@ const SECONDS = Number(process.argv[2] ?? 60);
 const RATE = Number(process.argv[3] ?? 100_000);
 const MERCHANTS = Number(process.argv[4] ?? 2000);
 const TRANSPORT = process.argv[5] ?? 'kafkajs';
+/**
+ * live: the processors run while the simulator produces (they share the cores with it);
+ * backlog: everything is produced first, then the processors and the sink start and the time to
+ * drain it is their capacity on their own.
+ */
+const MODE = (process.argv[6] ?? 'live') as 'live' | 'backlog';
 const RUN = `bench-pipe-${Date.now().toString(36)}`;
 const PREFIX = `${RUN}.`;
 const DATABASE = RUN.replace(/-/g, '_');
@@ -180,7 +186,7 @@ async function main(): Promise<void> {
   const ch = createClient({ url: endpoints.clickhouseUrl });
   await migrate(ch, DATABASE, undefined, () => undefined);
   const common = [`--topic-prefix=${PREFIX}`, '--clock=stream', `--transport=${TRANSPORT}`];
-  const procs: Record<Name, ChildProcess> = {
+  const startAll = (): Record<Name, ChildProcess> => ({
     repayment: start('repayment', [
       'run',
       'repayment',
@@ -202,25 +208,9 @@ async function main(): Promise<void> {
       `--database=${DATABASE}`,
       `--metrics-port=${PORTS.sink}`,
     ]),
-  };
-  try {
-    for (let i = 0; ; i++) {
-      const ok = await Promise.all(
-        Object.values(PORTS).map((p) =>
-          fetch(`http://127.0.0.1:${p}/health`).then(
-            (r) => r.ok,
-            () => false,
-          ),
-        ),
-      );
-      if (ok.every(Boolean)) break;
-      if (i > 120)
-        throw new Error(`processes not healthy after 60 s; logs in .holdback/test-logs/${RUN}-*.log`);
-      await sleep(500);
-    }
-    console.log('producing...');
-    const t0 = Date.now();
-    const summary = await simulate(
+  });
+  const produce = () =>
+    simulate(
       {
         merchants: MERCHANTS,
         rate: RATE,
@@ -238,6 +228,36 @@ async function main(): Promise<void> {
           ),
       },
     );
+  let procs: Partial<Record<Name, ChildProcess>> = {};
+  try {
+    let t0: number;
+    let summary: Awaited<ReturnType<typeof produce>>;
+    if (MODE === 'backlog') {
+      console.log('producing the backlog (no processor running)...');
+      summary = await produce();
+      console.log(`\nproduced ${summary.produced}; starting the processors and the sink on it`);
+      t0 = Date.now();
+      procs = startAll();
+    } else {
+      procs = startAll();
+      for (let i = 0; ; i++) {
+        const ok = await Promise.all(
+          Object.values(PORTS).map((p) =>
+            fetch(`http://127.0.0.1:${p}/health`).then(
+              (r) => r.ok,
+              () => false,
+            ),
+          ),
+        );
+        if (ok.every(Boolean)) break;
+        if (i > 120)
+          throw new Error(`processes not healthy after 60 s; logs in .holdback/test-logs/${RUN}-*.log`);
+        await sleep(500);
+      }
+      console.log('producing...');
+      t0 = Date.now();
+      summary = await produce();
+    }
     const producedAt = Date.now();
     console.log(
       `\nproduced ${summary.produced} in ${summary.wallSeconds.toFixed(1)} s; waiting for the pipeline to drain...`,
@@ -253,6 +273,7 @@ async function main(): Promise<void> {
         sum(texts[2]!, 'holdback_clickhouse_rows_inserted_total'),
       ]);
       if (key !== last) [last, quietSince, lastChangeAt] = [key, Date.now(), Date.now()];
+      if (key === '[0,0,0]') quietSince = Date.now(); // not started yet (backlog mode)
       if (Date.now() - producedAt > 600_000) throw new Error('the pipeline did not drain within 10 minutes');
       await sleep(250);
     }
@@ -273,7 +294,7 @@ async function main(): Promise<void> {
             p99: Math.round((quantile(texts[n], latency, 0.99) ?? NaN) * 1000),
           }
         : null,
-      rssMb: rssMb(procs[n].pid),
+      rssMb: rssMb(procs[n]?.pid),
       heapUsedMb:
         Math.round(
           sum(
@@ -301,6 +322,7 @@ async function main(): Promise<void> {
         os: `${platform()} ${release()}`,
       },
       setup: {
+        mode: MODE,
         transport: TRANSPORT,
         guarantee: 'exactly_once',
         commitIntervalMs: 100,
@@ -339,7 +361,10 @@ async function main(): Promise<void> {
     });
     const dir = join(REPO_ROOT, 'bench', 'results');
     mkdirSync(dir, { recursive: true });
-    const file = join(dir, TRANSPORT === 'kafkajs' ? 'pipeline.json' : `pipeline-${TRANSPORT}.json`);
+    const file = join(
+      dir,
+      `pipeline${MODE === 'live' ? '' : `-${MODE}`}${TRANSPORT === 'kafkajs' ? '' : `-${TRANSPORT}`}.json`,
+    );
     writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
     console.log(`saved ${file}`);
   } finally {
