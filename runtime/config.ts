@@ -3,7 +3,7 @@
  * keys. A bad option stops start-up naming the option and the reason.
  */
 import { z } from 'zod';
-import { ConfigError } from '../connectors/endpoints';
+import { kebab, parseFlags } from '../connectors/flags';
 
 export const RUN_OPTIONS = z
   .object({
@@ -47,35 +47,9 @@ export const RUN_OPTIONS = z
 
 export type RunOptions = z.infer<typeof RUN_OPTIONS>;
 
-function camel(flag: string): string {
-  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-
-function kebab(key: string): string {
-  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-}
-
 /** Parses `--key=value` / `--key value` / `--flag` arguments into RunOptions. */
 export function parseRunOptions(args: readonly string[]): RunOptions {
-  const raw: Record<string, string> = {};
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (!a.startsWith('--')) throw new ConfigError(`unexpected argument '${a}'`);
-    const eq = a.indexOf('=');
-    if (eq > 0) raw[camel(a.slice(2, eq))] = a.slice(eq + 1);
-    else if (args[i + 1] !== undefined && !args[i + 1]!.startsWith('--')) raw[camel(a.slice(2))] = args[++i]!;
-    else raw[camel(a.slice(2))] = 'true';
-  }
-  const parsed = RUN_OPTIONS.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    if (issue.code === 'unrecognized_keys') {
-      throw new ConfigError(`unknown option ${issue.keys.map((k) => `--${kebab(k)}`).join(', ')}`);
-    }
-    const key = String(issue.path[0]);
-    throw new ConfigError(`bad option --${kebab(key)}=${raw[key]}: ${issue.message}`);
-  }
-  return parsed.data;
+  return parseFlags(RUN_OPTIONS, args, new Set(['dlqPayload']));
 }
 
 export function describeRunOptions(): string {

@@ -3,6 +3,7 @@
  * rejects unknown keys; a bad value names the option and the reason. Pure: `now` is a parameter.
  */
 import { z } from 'zod';
+import { describeOptionIssue, kebab, readFlags } from '../connectors/flags';
 import { MIN_TIMESTAMP_MS } from '../schemas/validate';
 import { DAY_MS } from './marketplace';
 
@@ -132,25 +133,11 @@ export interface SimulateOptions {
   readonly json: boolean;
 }
 
-function kebab(key: string): string {
-  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-}
-
-function camel(flag: string): string {
-  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-
 /** Validates options (from the CLI or a caller) and resolves the defaults that depend on `now`. */
 export function resolveOptions(input: SimulateInput, now: number): SimulateOptions {
   const parsed = SIMULATE_OPTIONS.safeParse(input);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    if (issue.code === 'unrecognized_keys') {
-      throw new SimulateOptionError(`unknown option ${issue.keys.map((k) => `--${kebab(k)}`).join(', ')}`);
-    }
-    const key = String(issue.path[0]);
-    const given = (input as Record<string, unknown>)[key];
-    throw new SimulateOptionError(`bad option --${kebab(key)}=${String(given)}: ${issue.message}`);
+    throw new SimulateOptionError(describeOptionIssue(parsed.error, input as Record<string, unknown>));
   }
   const o = parsed.data;
   return {
@@ -195,27 +182,11 @@ const FLAGS = new Set(['json']);
 
 /** `--name value`, `--name=value` and `--json` into SimulateInput; anything else is an error naming it. */
 export function parseSimulateArgs(args: readonly string[]): SimulateInput {
-  const raw: Record<string, string | boolean> = {};
-  const known = new Set(Object.keys(SIMULATE_OPTIONS.shape));
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (!a.startsWith('--') || a === '--') throw new SimulateOptionError(`unexpected argument '${a}'`);
-    const eq = a.indexOf('=');
-    const name = camel(eq > 0 ? a.slice(2, eq) : a.slice(2));
-    if (!known.has(name)) throw new SimulateOptionError(`unknown option ${eq > 0 ? a.slice(0, eq) : a}`);
-    if (raw[name] !== undefined) throw new SimulateOptionError(`option --${kebab(name)} given twice`);
-    if (eq > 0) raw[name] = a.slice(eq + 1);
-    else if (FLAGS.has(name)) raw[name] = true;
-    else {
-      const value = args[i + 1];
-      if (value === undefined || (value.startsWith('--') && value.length > 2)) {
-        throw new SimulateOptionError(`option --${kebab(name)} needs a value`);
-      }
-      raw[name] = value;
-      i++;
-    }
-  }
-  return raw as SimulateInput;
+  return readFlags(args, {
+    known: new Set(Object.keys(SIMULATE_OPTIONS.shape)),
+    booleans: FLAGS,
+    error: (m) => new SimulateOptionError(m),
+  }) as SimulateInput;
 }
 
 /** One line per option with its default, for --help. */

@@ -3,7 +3,7 @@
  * rejects unknown keys; a bad option stops start-up naming it.
  */
 import { z } from 'zod';
-import { ConfigError } from '../endpoints';
+import { parseFlags } from '../flags';
 
 export const CLICKHOUSE_OPTIONS = z
   .object({
@@ -37,34 +37,8 @@ export const CLICKHOUSE_OPTIONS = z
 
 export type ClickHouseOptions = z.infer<typeof CLICKHOUSE_OPTIONS>;
 
-function camel(flag: string): string {
-  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-
-function kebab(key: string): string {
-  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-}
-
 export function parseClickHouseOptions(args: readonly string[]): ClickHouseOptions {
-  const raw: Record<string, string> = {};
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (!a.startsWith('--')) throw new ConfigError(`unexpected argument '${a}'`);
-    const eq = a.indexOf('=');
-    if (eq > 0) raw[camel(a.slice(2, eq))] = a.slice(eq + 1);
-    else if (args[i + 1] !== undefined && !args[i + 1]!.startsWith('--')) raw[camel(a.slice(2))] = args[++i]!;
-    else throw new ConfigError(`option ${a} needs a value`);
-  }
-  const parsed = CLICKHOUSE_OPTIONS.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const key = issue.path[0] === undefined ? undefined : String(issue.path[0]);
-    if (issue.code === 'unrecognized_keys') {
-      throw new ConfigError(`unknown option --${kebab((issue as { keys: string[] }).keys[0]!)}`);
-    }
-    throw new ConfigError(`bad option --${kebab(key ?? '?')}=${key ? raw[key] : ''}: ${issue.message}`);
-  }
-  return parsed.data;
+  return parseFlags(CLICKHOUSE_OPTIONS, args);
 }
 
 export function describeClickHouseOptions(): string {
