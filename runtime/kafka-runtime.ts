@@ -24,11 +24,15 @@ import {
   type Producer,
 } from 'kafkajs';
 import { InvariantViolation, type Processor } from '../processors/api';
+import { createTopicsReady } from '../connectors/kafka-admin';
 import { readToEnd } from '../connectors/kafka-read';
 import { coPartitionedAssigner } from './assigner';
 import type { RuntimeMetrics } from './metrics';
 import { Task, type Decoded, type Flush, type Rejected, type SourceRecord } from './task';
-import { Mutex, sleep } from './mutex';
+import { sleep } from './mutex';
+import { changelogTopic, RuntimeBase, type TaskHandleBase } from './runtime-base';
+
+export { changelogTopic };
 
 export type Guarantee = 'exactly_once' | 'at_least_once';
 
@@ -82,121 +86,34 @@ export interface RuntimeOptions<S> {
   log: Logger;
 }
 
-interface TaskHandle<S> {
-  readonly partition: number;
-  readonly task: Task<S>;
+interface TaskHandle<S> extends TaskHandleBase<S> {
   producer: Producer | undefined;
+  /** Settles once the task's producer is initialised and its state restored. */
   ready: Promise<void>;
-  isReady: boolean;
-  lastCommitAt: number;
-  /** Highest record timestamp processed (for --clock=stream); 0 before the first record. */
-  streamTime: number;
-  /** Wall time the oldest record not yet committed was fetched (holdback_fetch_to_commit_seconds). */
-  oldestFetchedAt: number | undefined;
-  stoppedBy?: string;
 }
 
-export function changelogTopic(applicationId: string): string {
-  return `${applicationId}-state-changelog`;
-}
-
-export class KafkaRuntime<S> {
+export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
+  protected readonly transport = 'kafkajs';
   private readonly kafka: Kafka;
-  private readonly lock = new Mutex();
-  private readonly tasks = new Map<number, TaskHandle<S>>();
   private consumer: Consumer | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private generation = 0;
-  private stopping = false;
-  private restarting = false;
-  /** Set when the engine failed again while a restart was bringing it up. */
-  private restartAgain = false;
-  private lastTickAt = 0;
   private restoreSeq = 0;
-  /** Health: the last time this instance made progress (committed, or found nothing to do). */
-  private progressAt = 0;
-  private lastError: string | undefined;
-  private readonly lag = new Map<string, number>();
 
-  constructor(private readonly o: RuntimeOptions<S>) {
+  constructor(o: RuntimeOptions<S>) {
+    super(o);
     this.kafka = new Kafka({ logLevel: logLevel.WARN, ...o.kafka });
   }
 
-  get changelog(): string {
-    return changelogTopic(this.o.applicationId);
+  protected engineRunning(): boolean {
+    return this.consumer !== undefined;
   }
 
-  private get name(): string {
-    return this.o.processor.name;
-  }
-
-  private get prefix(): string {
-    return this.o.topicPrefix ?? '';
-  }
-
-  private physical(topic: string): string {
-    return this.prefix + topic;
-  }
-
-  private inputTopics(): string[] {
-    return this.o.processor.inputs.map((t) => this.physical(t));
-  }
-
-  async start(): Promise<void> {
-    await this.ensureChangelogTopic();
-    await this.startEngine();
-    this.timer = setInterval(
-      () => void this.onTimer(),
-      Math.max(10, Math.min(this.o.commitIntervalMs, this.o.tickIntervalMs) / 2),
-    );
-  }
-
-  /** Graceful: commit what is pending, leave the group, close producers. */
-  async stop(): Promise<void> {
-    this.stopping = true;
-    if (this.timer) clearInterval(this.timer);
-    await this.lock.run(async () => {
-      for (const h of this.tasks.values()) {
-        if (h.isReady && !h.stoppedBy)
-          await this.commit(h).catch((e) => this.o.log.warn('final commit failed', { error: String(e) }));
-      }
-    });
-    await this.stopEngine();
-  }
-
-  health(): { ok: boolean; detail: Record<string, unknown> } {
-    const now = this.o.clock();
-    const stalled = now - this.progressAt > Math.max(30_000, this.o.sessionTimeoutMs * 2);
-    const stopped = [...this.tasks.values()].filter((h) => h.stoppedBy);
-    return {
-      ok: !this.stopping && !stalled && stopped.length === 0 && this.consumer !== undefined,
-      detail: {
-        processor: this.name,
-        generation: this.generation,
-        tasks: [...this.tasks.values()].map((h) => ({
-          partition: h.partition,
-          ready: h.isReady,
-          keys: h.task.size,
-          lastCommitAt: h.lastCommitAt,
-          stoppedBy: h.stoppedBy,
-        })),
-        lagByPartition: Object.fromEntries(this.lag),
-        msSinceProgress: now - this.progressAt,
-        lastError: this.lastError,
-      },
-    };
-  }
-
-  /** Sum of the consumer lag this instance saw last, over its partitions. */
-  totalLag(): number {
-    let n = 0;
-    for (const v of this.lag.values()) n += v;
-    return n;
+  protected pausePartition(h: TaskHandle<S>): void {
+    this.consumer?.pause(this.inputTopics().map((topic) => ({ topic, partitions: [h.partition] })));
   }
 
   // ---- engine: consumer + tasks; restarted as a whole on failure ----
 
-  private async startEngine(): Promise<void> {
+  protected async startEngine(): Promise<void> {
     const generation = ++this.generation;
     const consumer = this.kafka.consumer({
       groupId: this.o.applicationId,
@@ -231,7 +148,7 @@ export class KafkaRuntime<S> {
     this.progressAt = this.o.clock();
   }
 
-  private async stopEngine(): Promise<void> {
+  protected async stopEngine(): Promise<void> {
     // A new generation first: queued batches, timers and assignments of the old one become no-ops.
     this.generation++;
     const consumer = this.consumer;
@@ -242,45 +159,6 @@ export class KafkaRuntime<S> {
       this.tasks.clear();
       this.lag.clear();
     });
-  }
-
-  private async restartEngine(reason: string): Promise<void> {
-    if (this.stopping) return;
-    if (this.restarting) {
-      // The new engine failed while the restart was still starting it (a consumer crash on
-      // "coordinator is loading" right after a broker restart): go round once more, or it
-      // would be left dead with nothing left to restart it.
-      this.restartAgain = true;
-      this.lastError = reason;
-      return;
-    }
-    this.restarting = true;
-    this.lastError = reason;
-    this.o.metrics.restarts.inc({ processor: this.name, reason: reason.split(':')[0]!.slice(0, 40) });
-    this.o.log.warn('restarting the engine; state will be restored from the changelog', { reason });
-    try {
-      let backoff = 500;
-      while (!this.stopping) {
-        this.restartAgain = false;
-        await this.stopEngine();
-        try {
-          await this.startEngine();
-          if (!this.restartAgain) return;
-          this.o.log.warn('the engine failed again while restarting; restarting once more', {
-            reason: this.lastError,
-          });
-          await sleep(backoff);
-          backoff = Math.min(backoff * 2, 15_000);
-        } catch (e) {
-          this.lastError = `restart failed: ${String(e)}`;
-          this.o.log.warn('engine restart failed; retrying', { error: String(e), backoffMs: backoff });
-          await sleep(backoff);
-          backoff = Math.min(backoff * 2, 15_000);
-        }
-      }
-    } finally {
-      this.restarting = false;
-    }
   }
 
   /** Aligns tasks with a new assignment: drops revoked tasks (their uncommitted work is redone by the new owner), opens new ones. */
@@ -439,21 +317,6 @@ export class KafkaRuntime<S> {
     await this.commitDue(this.o.clock());
   }
 
-  /**
-   * Commits every task whose commit interval has passed, concurrently: each task has its own
-   * transactional producer, so four partitions cost one transaction's round trips, not four.
-   * False when a commit failed (the engine is restarting).
-   */
-  private async commitDue(now: number): Promise<boolean> {
-    const due: TaskHandle<S>[] = [];
-    for (const h of this.tasks.values()) {
-      if (h.isReady && !h.stoppedBy && now - h.lastCommitAt >= this.o.commitIntervalMs) due.push(h);
-    }
-    if (due.length === 0) return true;
-    const ok = await Promise.all(due.map((h) => this.commitOrRestart(h)));
-    return ok.every(Boolean);
-  }
-
   private async decodeWithRetry(src: SourceRecord, heartbeat: () => Promise<void>): Promise<Decoded> {
     let backoff = 200;
     while (true) {
@@ -473,72 +336,7 @@ export class KafkaRuntime<S> {
     }
   }
 
-  /** A broken invariant: stop this partition loudly, never skip money. Its uncommitted work is discarded. */
-  private stopTask(h: TaskHandle<S>, e: InvariantViolation): void {
-    h.stoppedBy = e.message;
-    this.lastError = `partition ${h.partition} stopped: ${e.message}`;
-    this.o.metrics.stoppedPartitions.set(
-      { processor: this.name },
-      [...this.tasks.values()].filter((x) => x.stoppedBy).length,
-    );
-    this.o.log.error('broken invariant: partition stopped; fix and restart the processor', {
-      partition: h.partition,
-      error: e.message,
-    });
-    // Every input of the task, not just the topic whose record broke it.
-    this.consumer?.pause(this.inputTopics().map((topic) => ({ topic, partitions: [h.partition] })));
-  }
-
-  private async onTimer(): Promise<void> {
-    if (this.stopping || this.restarting) return;
-    const generation = this.generation;
-    await this.lock.run(async () => {
-      if (generation !== this.generation) return;
-      const now = this.o.clock();
-      const tick = now - this.lastTickAt >= this.o.tickIntervalMs;
-      if (tick) this.lastTickAt = now;
-      let keys = 0;
-      for (const h of this.tasks.values()) {
-        if (!h.isReady || h.stoppedBy) continue;
-        keys += h.task.size;
-        if (tick) {
-          try {
-            // Stream time: nothing is due before the task has seen a record.
-            if (!this.o.streamTime) h.task.tickDue(now);
-            else if (h.streamTime > 0) h.task.tickDue(h.streamTime);
-          } catch (e) {
-            if (e instanceof InvariantViolation) {
-              this.stopTask(h, e);
-              continue;
-            }
-            throw e;
-          }
-        }
-      }
-      if (!(await this.commitDue(now))) return;
-      this.o.metrics.stateKeys.set({ processor: this.name }, keys);
-      if (this.o.processor.unsettled) {
-        const ready = [...this.tasks.values()].filter((h) => h.isReady).map((h) => h.task);
-        this.o.metrics.reportUnsettled(this.name, ready, now);
-      }
-      if (this.totalLag() === 0) this.progressAt = now;
-    });
-  }
-
-  /** Commits; on failure the in-memory state is ahead of what is durable, so the engine restarts. */
-  private async commitOrRestart(h: TaskHandle<S>): Promise<boolean> {
-    try {
-      await this.commit(h);
-      return true;
-    } catch (e) {
-      this.o.metrics.aborts.inc({ processor: this.name, reason: errorName(e) });
-      // Not awaited: the restart waits for this batch to return.
-      void this.restartEngine(`commit failed on partition ${h.partition}: ${String(e)}`);
-      return false;
-    }
-  }
-
-  private async commit(h: TaskHandle<S>): Promise<void> {
+  protected async commit(h: TaskHandle<S>): Promise<void> {
     const now = this.o.clock();
     if (!h.task.hasPending()) {
       h.lastCommitAt = now;
@@ -588,13 +386,6 @@ export class KafkaRuntime<S> {
     h.oldestFetchedAt = undefined;
   }
 
-  /** `now` for a processor step: the wall clock, or the task's stream time moved by this record. */
-  private processorNow(h: TaskHandle<S>, recordTimestamp: number): number {
-    if (!this.o.streamTime) return this.o.clock();
-    if (recordTimestamp > h.streamTime) h.streamTime = recordTimestamp;
-    return h.streamTime;
-  }
-
   private messagesOf(
     flush: Flush,
     partition: number,
@@ -630,7 +421,7 @@ export class KafkaRuntime<S> {
     return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
   }
 
-  private async ensureChangelogTopic(): Promise<void> {
+  protected async ensureChangelogTopic(): Promise<void> {
     const admin = this.kafka.admin();
     await admin.connect();
     try {
@@ -654,21 +445,18 @@ export class KafkaRuntime<S> {
       }
       const existing = await admin.listTopics();
       if (!existing.includes(this.changelog)) {
-        await admin.createTopics({
-          waitForLeaders: true,
-          topics: [
-            {
-              topic: this.changelog,
-              numPartitions: count,
-              replicationFactor: 1,
-              configEntries: [
-                { name: 'cleanup.policy', value: 'compact' },
-                { name: 'min.compaction.lag.ms', value: '0' },
-                { name: 'segment.ms', value: '600000' },
-              ],
-            },
-          ],
-        });
+        await createTopicsReady(admin, [
+          {
+            topic: this.changelog,
+            numPartitions: count,
+            replicationFactor: 1,
+            configEntries: [
+              { name: 'cleanup.policy', value: 'compact' },
+              { name: 'min.compaction.lag.ms', value: '0' },
+              { name: 'segment.ms', value: '600000' },
+            ],
+          },
+        ]);
       } else {
         const [cl] = (await admin.fetchTopicMetadata({ topics: [this.changelog] })).topics;
         if (cl!.partitions.length !== count) {
@@ -719,8 +507,4 @@ export function chunkBySize(
 function byteLength(v: Buffer | string | null | undefined): number {
   if (v === null || v === undefined) return 0;
   return typeof v === 'string' ? Buffer.byteLength(v) : v.length;
-}
-
-function errorName(e: unknown): string {
-  return e instanceof Error ? (e.name || 'Error').slice(0, 40) : 'unknown';
 }

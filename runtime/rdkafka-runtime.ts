@@ -47,9 +47,10 @@ import {
 } from 'node-rdkafka';
 import type { KafkaConfig } from 'kafkajs';
 import { InvariantViolation } from '../processors/api';
-import { changelogTopic, type DeadLetterSink, type RuntimeCodec, type RuntimeOptions } from './kafka-runtime';
+import type { DeadLetterSink, RuntimeCodec, RuntimeOptions } from './kafka-runtime';
 import { Task, type Decoded, type Flush, type SourceRecord } from './task';
-import { Mutex, sleep } from './mutex';
+import { sleep } from './mutex';
+import { RuntimeBase, type TaskHandleBase } from './runtime-base';
 
 /** librdkafka's codes used here (rdkafka.h). */
 const ERR_REVOKE_PARTITIONS = -174;
@@ -61,19 +62,10 @@ const OFFSET_BEGINNING = -2;
 const TXN_CALL_TIMEOUT_MS = 30_000;
 const CONSUME_BATCH = 1000;
 
-interface TaskHandle<S> {
-  readonly partition: number;
-  readonly task: Task<S>;
+interface TaskHandle<S> extends TaskHandleBase<S> {
   producer: Producer | undefined;
-  isReady: boolean;
   /** False between a revoke and the next assignment: fetched records of the task are not handled. */
   assigned: boolean;
-  lastCommitAt: number;
-  /** Highest record timestamp processed (for --clock=stream); 0 before the first record. */
-  streamTime: number;
-  /** Wall time the oldest record not yet committed was fetched (holdback_fetch_to_commit_seconds). */
-  oldestFetchedAt: number | undefined;
-  stoppedBy?: string;
 }
 
 /** A librdkafka error as text: its message and code (the code says what the message may not). */
@@ -83,11 +75,6 @@ function describe(e: unknown): string {
     return `${k.message} (librdkafka code ${k.code}${k.isFatal ? ', fatal' : ''})`;
   }
   return String(e);
-}
-
-function errorName(e: unknown): string {
-  if (e && typeof e === 'object' && 'code' in e) return `rdkafka_${String((e as LibrdKafkaError).code)}`;
-  return e instanceof Error ? (e.name || 'Error').slice(0, 40) : 'unknown';
 }
 
 function call(fn: (cb: (err: LibrdKafkaError | null | undefined) => void) => void): Promise<void> {
@@ -217,101 +204,44 @@ export function recordsOf(
   return out;
 }
 
-export class RdKafkaRuntime<S> {
+export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
+  protected readonly transport = 'rdkafka';
   private readonly base: Record<string, string | number | boolean>;
-  private readonly lock = new Mutex();
-  private readonly tasks = new Map<number, TaskHandle<S>>();
   private consumer: KafkaConsumer | undefined;
   private loopDone: Promise<void> = Promise.resolve();
-  private timer: NodeJS.Timeout | undefined;
-  private generation = 0;
-  private stopping = false;
-  private restarting = false;
-  private lastTickAt = 0;
   private restoreSeq = 0;
-  private progressAt = 0;
-  private lastError: string | undefined;
-  private readonly lag = new Map<string, number>();
 
-  constructor(private readonly o: RuntimeOptions<S>) {
+  constructor(o: RuntimeOptions<S>) {
+    super(o);
     this.base = rdkafkaClientConfig(o.kafka);
   }
 
-  get changelog(): string {
-    return changelogTopic(this.o.applicationId);
+  protected engineRunning(): boolean {
+    return this.consumer !== undefined;
   }
 
-  private get name(): string {
-    return this.o.processor.name;
+  /** Between a revoke and the next assignment a task neither ticks nor commits. */
+  protected override active(h: TaskHandle<S>): boolean {
+    return super.active(h) && h.assigned;
   }
 
-  private get prefix(): string {
-    return this.o.topicPrefix ?? '';
+  protected override describeError(e: unknown): string {
+    return describe(e);
   }
 
-  private physical(topic: string): string {
-    return this.prefix + topic;
+  protected override errorName(e: unknown): string {
+    if (e && typeof e === 'object' && 'code' in e) return `rdkafka_${String((e as LibrdKafkaError).code)}`;
+    return super.errorName(e);
   }
 
-  private inputTopics(): string[] {
-    return this.o.processor.inputs.map((t) => this.physical(t));
-  }
-
-  async start(): Promise<void> {
-    await this.ensureChangelogTopic();
-    await this.startEngine();
-    this.timer = setInterval(
-      () => void this.onTimer(),
-      Math.max(10, Math.min(this.o.commitIntervalMs, this.o.tickIntervalMs) / 2),
-    );
-  }
-
-  /** Graceful: commit what is pending, leave the group, close producers. */
-  async stop(): Promise<void> {
-    this.stopping = true;
-    if (this.timer) clearInterval(this.timer);
-    await this.lock.run(async () => {
-      for (const h of this.tasks.values()) {
-        if (h.isReady && !h.stoppedBy)
-          await this.commit(h).catch((e) => this.o.log.warn('final commit failed', { error: describe(e) }));
-      }
-    });
-    await this.stopEngine();
-  }
-
-  health(): { ok: boolean; detail: Record<string, unknown> } {
-    const now = this.o.clock();
-    const stalled = now - this.progressAt > Math.max(30_000, this.o.sessionTimeoutMs * 2);
-    const stopped = [...this.tasks.values()].filter((h) => h.stoppedBy);
-    return {
-      ok: !this.stopping && !stalled && stopped.length === 0 && this.consumer !== undefined,
-      detail: {
-        processor: this.name,
-        transport: 'rdkafka',
-        generation: this.generation,
-        tasks: [...this.tasks.values()].map((h) => ({
-          partition: h.partition,
-          ready: h.isReady,
-          keys: h.task.size,
-          lastCommitAt: h.lastCommitAt,
-          stoppedBy: h.stoppedBy,
-        })),
-        lagByPartition: Object.fromEntries(this.lag),
-        msSinceProgress: now - this.progressAt,
-        lastError: this.lastError,
-      },
-    };
-  }
-
-  totalLag(): number {
-    let n = 0;
-    for (const v of this.lag.values()) n += v;
-    return n;
+  protected pausePartition(h: TaskHandle<S>): void {
+    const consumer = this.consumer;
+    if (consumer) this.safely(() => consumer.pause(this.partitionsOf([h.partition])));
   }
 
   // ---- engine: consumer + tasks; restarted as a whole on failure ----
 
-  private async startEngine(): Promise<void> {
+  protected async startEngine(): Promise<void> {
     const generation = ++this.generation;
     const consumer = new KafkaConsumer(
       {
@@ -379,7 +309,7 @@ export class RdKafkaRuntime<S> {
     }
   }
 
-  private async stopEngine(): Promise<void> {
+  protected async stopEngine(): Promise<void> {
     // A new generation first: queued batches, timers and rebalances of the old one become no-ops.
     this.generation++;
     const consumer = this.consumer;
@@ -409,31 +339,6 @@ export class RdKafkaRuntime<S> {
       10_000,
       'closing a producer',
     ).catch(() => undefined);
-  }
-
-  private async restartEngine(reason: string): Promise<void> {
-    if (this.stopping || this.restarting) return;
-    this.restarting = true;
-    this.lastError = reason;
-    this.o.metrics.restarts.inc({ processor: this.name, reason: reason.split(':')[0]!.slice(0, 40) });
-    this.o.log.warn('restarting the engine; state will be restored from the changelog', { reason });
-    try {
-      let backoff = 500;
-      while (!this.stopping) {
-        await this.stopEngine();
-        try {
-          await this.startEngine();
-          return;
-        } catch (e) {
-          this.lastError = `restart failed: ${describe(e)}`;
-          this.o.log.warn('engine restart failed; retrying', { error: describe(e), backoffMs: backoff });
-          await sleep(backoff);
-          backoff = Math.min(backoff * 2, 15_000);
-        }
-      }
-    } finally {
-      this.restarting = false;
-    }
   }
 
   // ---- rebalancing ----
@@ -705,7 +610,7 @@ export class RdKafkaRuntime<S> {
         h.task.accept(src, decoded, this.processorNow(h, src.timestamp));
       } catch (e) {
         if (e instanceof InvariantViolation) {
-          this.stopTask(consumer, h, e);
+          this.stopTask(h, e);
           continue;
         }
         throw e;
@@ -733,17 +638,6 @@ export class RdKafkaRuntime<S> {
     await this.commitDue(this.o.clock());
   }
 
-  private async commitDue(now: number): Promise<boolean> {
-    const due: TaskHandle<S>[] = [];
-    for (const h of this.tasks.values()) {
-      if (h.isReady && h.assigned && !h.stoppedBy && now - h.lastCommitAt >= this.o.commitIntervalMs)
-        due.push(h);
-    }
-    if (due.length === 0) return true;
-    const ok = await Promise.all(due.map((h) => this.commitOrRestart(h)));
-    return ok.every(Boolean);
-  }
-
   private async decodeWithRetry(src: SourceRecord): Promise<Decoded> {
     let backoff = 200;
     while (true) {
@@ -763,68 +657,7 @@ export class RdKafkaRuntime<S> {
     }
   }
 
-  /** A broken invariant: stop this partition loudly, never skip money. Its uncommitted work is discarded. */
-  private stopTask(consumer: KafkaConsumer, h: TaskHandle<S>, e: InvariantViolation): void {
-    h.stoppedBy = e.message;
-    this.lastError = `partition ${h.partition} stopped: ${e.message}`;
-    this.o.metrics.stoppedPartitions.set(
-      { processor: this.name },
-      [...this.tasks.values()].filter((x) => x.stoppedBy).length,
-    );
-    this.o.log.error('broken invariant: partition stopped; fix and restart the processor', {
-      partition: h.partition,
-      error: e.message,
-    });
-    this.safely(() => consumer.pause(this.partitionsOf([h.partition])));
-  }
-
-  private async onTimer(): Promise<void> {
-    if (this.stopping || this.restarting) return;
-    const generation = this.generation;
-    await this.lock.run(async () => {
-      if (generation !== this.generation || !this.consumer) return;
-      const now = this.o.clock();
-      const tick = now - this.lastTickAt >= this.o.tickIntervalMs;
-      if (tick) this.lastTickAt = now;
-      let keys = 0;
-      for (const h of this.tasks.values()) {
-        if (!h.isReady || h.stoppedBy) continue;
-        keys += h.task.size;
-        if (tick && h.assigned) {
-          try {
-            if (!this.o.streamTime) h.task.tickDue(now);
-            else if (h.streamTime > 0) h.task.tickDue(h.streamTime);
-          } catch (e) {
-            if (e instanceof InvariantViolation) {
-              this.stopTask(this.consumer, h, e);
-              continue;
-            }
-            throw e;
-          }
-        }
-      }
-      if (!(await this.commitDue(now))) return;
-      this.o.metrics.stateKeys.set({ processor: this.name }, keys);
-      if (this.o.processor.unsettled) {
-        const ready = [...this.tasks.values()].filter((h) => h.isReady).map((h) => h.task);
-        this.o.metrics.reportUnsettled(this.name, ready, now);
-      }
-      if (this.totalLag() === 0) this.progressAt = now;
-    });
-  }
-
-  private async commitOrRestart(h: TaskHandle<S>): Promise<boolean> {
-    try {
-      await this.commit(h);
-      return true;
-    } catch (e) {
-      this.o.metrics.aborts.inc({ processor: this.name, reason: errorName(e) });
-      void this.restartEngine(`commit failed on partition ${h.partition}: ${describe(e)}`);
-      return false;
-    }
-  }
-
-  private async commit(h: TaskHandle<S>): Promise<void> {
+  protected async commit(h: TaskHandle<S>): Promise<void> {
     const now = this.o.clock();
     if (!h.task.hasPending()) {
       h.lastCommitAt = now;
@@ -880,13 +713,6 @@ export class RdKafkaRuntime<S> {
     h.oldestFetchedAt = undefined;
   }
 
-  /** `now` for a processor step: the wall clock, or the task's stream time moved by this record. */
-  private processorNow(h: TaskHandle<S>, recordTimestamp: number): number {
-    if (!this.o.streamTime) return this.o.clock();
-    if (recordTimestamp > h.streamTime) h.streamTime = recordTimestamp;
-    return h.streamTime;
-  }
-
   /** Hands records to librdkafka's queue; a full queue is drained by waiting, never by dropping. */
   private async produceAll(producer: Producer, records: readonly OutgoingRecord[]): Promise<void> {
     for (const r of records) {
@@ -905,7 +731,7 @@ export class RdKafkaRuntime<S> {
 
   // ---- topics ----
 
-  private async ensureChangelogTopic(): Promise<void> {
+  protected async ensureChangelogTopic(): Promise<void> {
     const client = new Producer({ ...this.base, 'client.id': `${String(this.base['client.id'])}-admin` });
     await new Promise<void>((resolve, reject) =>
       client.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())),
