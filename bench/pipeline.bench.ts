@@ -21,6 +21,7 @@ import { cpus, platform, release } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from '@clickhouse/client';
 import { migrate } from '../connectors/clickhouse/migrate';
+import { createTopicsReady } from '../connectors/kafka-admin';
 import { simulate } from '../simulator';
 import { KAFKA_VERSION } from '../stack/install';
 import { REPO_ROOT } from '../stack/paths';
@@ -135,10 +136,7 @@ async function ceiling(recordSize: number, records: number): Promise<{ produce: 
   const topic = `${PREFIX}perf`;
   const admin = kafkaClient().admin();
   await admin.connect();
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: [{ topic, numPartitions: endpoints.partitions, replicationFactor: 1 }],
-  });
+  await createTopicsReady(admin, [{ topic, numPartitions: endpoints.partitions, replicationFactor: 1 }]);
   await admin.disconnect();
   const p = kafkaTool('ProducerPerformance', [
     '--topic',

@@ -19,6 +19,7 @@
 import { Kafka, logLevel, Partitioners, type Message, type Producer } from 'kafkajs';
 import { Codec } from '../connectors/codec';
 import { loadEndpoints, type Endpoints } from '../connectors/endpoints';
+import { createTopicsReady } from '../connectors/kafka-admin';
 import { whileRetriable } from '../connectors/kafka-read';
 import { SchemaRegistryClient } from '../connectors/registry';
 import type { TopicName } from '../schemas/topics';
@@ -135,23 +136,11 @@ async function ensureInputTopics(kafka: Kafka, prefix: string, partitions: numbe
     const wanted = INPUT_TOPICS.map((t) => prefix + t);
     const existing = new Set(await admin.listTopics());
     const missing = wanted.filter((t) => !existing.has(t));
-    if (missing.length > 0) {
-      // Not waitForLeaders: right after other topics were created, the broker can answer its
-      // metadata call with UNKNOWN_TOPIC_OR_PARTITION, which kafkajs's admin does not retry.
-      await admin.createTopics({
-        waitForLeaders: false,
-        topics: missing.map((topic) => ({ topic, numPartitions: partitions, replicationFactor: 1 })),
-      });
-    }
-    const meta = await whileRetriable(async () => {
-      const m = await admin.fetchTopicMetadata({ topics: wanted });
-      const leaderless = m.topics.flatMap((t) =>
-        t.partitions.filter((p) => p.leader < 0).map((p) => `${t.name}/${p.partitionId}`),
-      );
-      if (leaderless.length > 0)
-        throw Object.assign(new Error(`no leader yet for ${leaderless.join(', ')}`), { retriable: true });
-      return m;
-    }, 30_000);
+    await createTopicsReady(
+      admin,
+      missing.map((topic) => ({ topic, numPartitions: partitions, replicationFactor: 1 })),
+    );
+    const meta = await whileRetriable(() => admin.fetchTopicMetadata({ topics: wanted }), 30_000);
     const counts = new Map(meta.topics.map((t) => [t.name, t.partitions.length]));
     if (new Set(counts.values()).size > 1) {
       throw new Error(

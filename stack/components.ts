@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { createTopicsReady } from '../connectors/kafka-admin';
 import { Kafka, logLevel } from 'kafkajs';
 import type { Endpoints } from '../connectors/endpoints';
 import { TOPIC_SPECS } from '../schemas/topics';
@@ -188,15 +189,15 @@ export async function ensureTopics(e: Endpoints, log: Log): Promise<void> {
     const existing = new Set(await admin.listTopics());
     const missing = TOPIC_SPECS.filter((t) => !existing.has(t.name));
     if (missing.length > 0) {
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: missing.map((t) => ({
+      await createTopicsReady(
+        admin,
+        missing.map((t) => ({
           topic: t.name,
           numPartitions: e.partitions,
           replicationFactor: 1,
           configEntries: t.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
         })),
-      });
+      );
       log(`created topics ${missing.map((t) => t.name).join(', ')} with ${e.partitions} partitions each`);
     }
     const meta = await admin.fetchTopicMetadata({ topics: TOPIC_SPECS.map((t) => t.name) });

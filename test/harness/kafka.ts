@@ -6,6 +6,7 @@
 import { Kafka, logLevel, type Message } from 'kafkajs';
 import { Codec } from '../../connectors/codec';
 import { loadEndpoints } from '../../connectors/endpoints';
+import { createTopicsReady } from '../../connectors/kafka-admin';
 import { readToEnd, whileRetriable } from '../../connectors/kafka-read';
 import { SchemaRegistryClient } from '../../connectors/registry';
 import { TOPIC_SPECS, type TopicName, type TopicRecords } from '../../schemas/topics';
@@ -26,15 +27,15 @@ export async function createTopics(prefix: string, partitions = endpoints.partit
   const admin = kafkaClient().admin();
   await admin.connect();
   try {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: TOPIC_SPECS.map((t) => ({
+    await createTopicsReady(
+      admin,
+      TOPIC_SPECS.map((t) => ({
         topic: prefix + t.name,
         numPartitions: partitions,
         replicationFactor: 1,
         configEntries: t.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
       })),
-    });
+    );
   } finally {
     await admin.disconnect();
   }
