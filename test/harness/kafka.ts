@@ -23,6 +23,9 @@ export async function registeredCodec(): Promise<Codec> {
   return new Codec({ source: registry, schemaIds: await registry.registerAll() });
 }
 
+/** 100 years: a test topic's segments never roll by time. */
+const TEST_SEGMENT_MS = 100 * 365 * 86_400_000;
+
 export async function createTopics(prefix: string, partitions = endpoints.partitions): Promise<void> {
   const admin = kafkaClient().admin();
   await admin.connect();
@@ -33,7 +36,13 @@ export async function createTopics(prefix: string, partitions = endpoints.partit
         topic: prefix + t.name,
         numPartitions: partitions,
         replicationFactor: 1,
-        configEntries: t.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+        configEntries: [
+          ...(t.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : []),
+          // Tests read every record back. A broker rolls a segment once its records' timestamps
+          // span segment.ms (7 days): stream-time tests write months of event time in seconds,
+          // and the cleaner would then compact or expire the rolled segments under the test.
+          { name: 'segment.ms', value: String(TEST_SEGMENT_MS) },
+        ],
       })),
     );
   } finally {
