@@ -317,25 +317,6 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     await this.commitDue(this.o.clock());
   }
 
-  private async decodeWithRetry(src: SourceRecord, heartbeat: () => Promise<void>): Promise<Decoded> {
-    let backoff = 200;
-    while (true) {
-      try {
-        return await this.o.codec.decode(src);
-      } catch (e) {
-        if (!this.o.codec.isTransient(e)) throw e;
-        this.o.metrics.registryRetries.inc({ processor: this.name });
-        this.lastError = `registry unavailable: ${String(e)}`;
-        this.o.log.warn('schema registry unavailable; retrying (nothing goes to the DLQ)', {
-          backoffMs: backoff,
-        });
-        await sleep(backoff);
-        await heartbeat().catch(() => undefined);
-        backoff = Math.min(backoff * 2, 10_000);
-      }
-    }
-  }
-
   protected async commit(h: TaskHandle<S>): Promise<void> {
     const now = this.o.clock();
     if (!h.task.hasPending()) {

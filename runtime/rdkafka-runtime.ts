@@ -48,7 +48,7 @@ import {
 import type { KafkaConfig } from 'kafkajs';
 import { InvariantViolation } from '../processors/api';
 import type { DeadLetterSink, RuntimeCodec, RuntimeOptions } from './kafka-runtime';
-import { Task, type Decoded, type Flush, type SourceRecord } from './task';
+import { Task, type Flush, type SourceRecord } from './task';
 import { sleep } from './mutex';
 import { RuntimeBase, type TaskHandleBase } from './runtime-base';
 
@@ -636,25 +636,6 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
       this.o.metrics.consumerLag.set({ processor: this.name, topic, partition: String(partition) }, lag);
     }
     await this.commitDue(this.o.clock());
-  }
-
-  private async decodeWithRetry(src: SourceRecord): Promise<Decoded> {
-    let backoff = 200;
-    while (true) {
-      try {
-        return await this.o.codec.decode(src);
-      } catch (e) {
-        if (!this.o.codec.isTransient(e)) throw e;
-        this.o.metrics.registryRetries.inc({ processor: this.name });
-        this.lastError = `registry unavailable: ${String(e)}`;
-        this.o.log.warn('schema registry unavailable; retrying (nothing goes to the DLQ)', {
-          backoffMs: backoff,
-        });
-        // librdkafka heartbeats on its own thread; only max.poll.interval.ms (5 min) bounds this.
-        await sleep(backoff);
-        backoff = Math.min(backoff * 2, 10_000);
-      }
-    }
   }
 
   protected async commit(h: TaskHandle<S>): Promise<void> {

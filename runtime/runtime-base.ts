@@ -8,7 +8,7 @@
 import { InvariantViolation } from '../processors/api';
 import type { RuntimeOptions } from './kafka-runtime';
 import { Mutex, sleep } from './mutex';
-import type { Task } from './task';
+import type { Decoded, SourceRecord, Task } from './task';
 
 /** One task and what a transport keeps beside it. */
 export interface TaskHandleBase<S> {
@@ -204,6 +204,30 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
       error: e.message,
     });
     this.pausePartition(h);
+  }
+
+  /**
+   * Decodes a record, waiting out a schema-registry outage with backoff: an unreachable registry
+   * is transient, never a reason to dead-letter. `heartbeat` keeps the group membership alive
+   * where the client needs it (kafkajs; librdkafka heartbeats on its own thread).
+   */
+  protected async decodeWithRetry(src: SourceRecord, heartbeat?: () => Promise<void>): Promise<Decoded> {
+    let backoff = 200;
+    for (;;) {
+      try {
+        return await this.o.codec.decode(src);
+      } catch (e) {
+        if (!this.o.codec.isTransient(e)) throw e;
+        this.o.metrics.registryRetries.inc({ processor: this.name });
+        this.lastError = `registry unavailable: ${String(e)}`;
+        this.o.log.warn('schema registry unavailable; retrying (nothing goes to the DLQ)', {
+          backoffMs: backoff,
+        });
+        await sleep(backoff);
+        await heartbeat?.().catch(() => undefined);
+        backoff = Math.min(backoff * 2, 10_000);
+      }
+    }
   }
 
   /** `now` for a processor step: the wall clock, or the task's stream time moved by this record. */
