@@ -312,8 +312,7 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     let consumed = h.task.nextOffset(topic) ?? 0;
     if (isRunning() && !isStale()) consumed = Math.max(consumed, Number(batch.lastOffset()) + 1);
     const lag = Math.max(0, Number(batch.highWatermark) - consumed);
-    this.lag.set(`${batch.topic}/${batch.partition}`, lag);
-    this.o.metrics.consumerLag.set({ processor: this.name, topic, partition: String(batch.partition) }, lag);
+    this.recordLag(batch.topic, batch.partition, lag);
     await this.commitDue(this.o.clock());
   }
 
@@ -357,14 +356,7 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
       if (tm.topic !== this.changelog)
         outputsByTopic.set(tm.topic.slice(this.prefix.length), tm.messages.length);
     }
-    this.o.metrics.recordCommit(this.name, {
-      seconds: Number(process.hrtime.bigint() - t0) / 1e9,
-      end,
-      fetchedAt: h.oldestFetchedAt,
-      flush,
-      outputsByTopic,
-    });
-    h.oldestFetchedAt = undefined;
+    this.recordCommit(h, t0, end, flush, outputsByTopic);
   }
 
   private messagesOf(

@@ -632,8 +632,7 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
       }
       if (high === undefined || high < 0) continue;
       const lag = Math.max(0, high - (h.task.nextOffset(topic) ?? 0));
-      this.lag.set(`${physical}/${partition}`, lag);
-      this.o.metrics.consumerLag.set({ processor: this.name, topic, partition: String(partition) }, lag);
+      this.recordLag(physical, partition, lag);
     }
     await this.commitDue(this.o.clock());
   }
@@ -684,14 +683,7 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
       const topic = r.topic.slice(this.prefix.length);
       outputsByTopic.set(topic, (outputsByTopic.get(topic) ?? 0) + 1);
     }
-    this.o.metrics.recordCommit(this.name, {
-      seconds: Number(process.hrtime.bigint() - t0) / 1e9,
-      end,
-      fetchedAt: h.oldestFetchedAt,
-      flush,
-      outputsByTopic,
-    });
-    h.oldestFetchedAt = undefined;
+    this.recordCommit(h, t0, end, flush, outputsByTopic);
   }
 
   /** Hands records to librdkafka's queue; a full queue is drained by waiting, never by dropping. */

@@ -8,7 +8,7 @@
 import { InvariantViolation } from '../processors/api';
 import type { RuntimeOptions } from './kafka-runtime';
 import { Mutex, sleep } from './mutex';
-import type { Decoded, SourceRecord, Task } from './task';
+import type { Decoded, Flush, SourceRecord, Task } from './task';
 
 /** One task and what a transport keeps beside it. */
 export interface TaskHandleBase<S> {
@@ -228,6 +228,33 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
         backoff = Math.min(backoff * 2, 10_000);
       }
     }
+  }
+
+  /** What a committed task transaction says, for the metrics; the task's fetch clock starts over. */
+  protected recordCommit(
+    h: H,
+    t0: bigint,
+    end: number,
+    flush: Flush,
+    outputsByTopic: ReadonlyMap<string, number>,
+  ): void {
+    this.o.metrics.recordCommit(this.name, {
+      seconds: Number(process.hrtime.bigint() - t0) / 1e9,
+      end,
+      fetchedAt: h.oldestFetchedAt,
+      flush,
+      outputsByTopic,
+    });
+    h.oldestFetchedAt = undefined;
+  }
+
+  /** The consumer lag of one input partition, for health and the gauge. */
+  protected recordLag(physicalTopic: string, partition: number, lag: number): void {
+    this.lag.set(`${physicalTopic}/${partition}`, lag);
+    this.o.metrics.consumerLag.set(
+      { processor: this.name, topic: physicalTopic.slice(this.prefix.length), partition: String(partition) },
+      lag,
+    );
   }
 
   /** `now` for a processor step: the wall clock, or the task's stream time moved by this record. */
