@@ -13,7 +13,6 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, platform, release } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from '@clickhouse/client';
 import type { Message } from 'kafkajs';
@@ -23,6 +22,7 @@ import { TOPICS } from '../schemas/topics';
 import { REPO_ROOT } from '../stack/paths';
 import { createTopics, deleteTopics, endpoints, kafkaClient, registeredCodec } from '../test/harness/kafka';
 import { terminate, type ProcessorProcess } from '../test/harness/processes';
+import { machine } from './machine';
 
 const RATE = Number(process.argv[2] ?? 20_000);
 const SECONDS = Number(process.argv[3] ?? 60);
@@ -169,12 +169,7 @@ async function main(): Promise<void> {
     const result = {
       benchmark: 'clickhouse-sink',
       date: new Date().toISOString(),
-      machine: {
-        cpu: cpus()[0]?.model ?? 'unknown',
-        cores: cpus().length,
-        node: process.version,
-        os: `${platform()} ${release()}`,
-      },
+      machine: machine(),
       setup: {
         clickhouse: (
           await (

@@ -9,13 +9,13 @@
  * A benchmark reports, it does not fail: the machine is noisy (docs: performance.md).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, platform, release } from 'node:os';
 import { join } from 'node:path';
 import * as avro from 'avsc';
 import { Codec, StaticSchemaSource } from '../connectors/codec';
 import { RECORD_SCHEMAS, schemaText } from '../schemas/contract';
 import type { PayoutEvent } from '../schemas/generated/types';
 import { TOPICS } from '../schemas/topics';
+import { machine } from './machine';
 
 const SECONDS = Number(process.argv[2] ?? 3);
 const GOAL_DECODES_PER_SEC = 400_000;
@@ -137,12 +137,7 @@ async function main(): Promise<void> {
   const report = {
     benchmark: 'codec',
     date: new Date().toISOString(),
-    machine: {
-      cpu: cpus()[0]?.model ?? 'unknown',
-      cores: cpus().length,
-      node: process.version,
-      os: `${platform()} ${release()}`,
-    },
+    machine: machine(),
     record: 'PayoutEvent',
     averageBytes: Math.round(v1Values.reduce((n, v) => n + v.length, 0) / v1Values.length),
     secondsPerCase: SECONDS,

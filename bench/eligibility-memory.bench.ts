@@ -20,7 +20,6 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, platform, release } from 'node:os';
 import { join } from 'node:path';
 import type { InputRecord, Processor } from '../processors/api';
 import {
@@ -32,6 +31,7 @@ import {
 import { Task } from '../runtime/task';
 import type { LoanState, OrderEvent, PayoutEvent, SaleEvent } from '../schemas/generated/types';
 import { TOPICS } from '../schemas/topics';
+import { machine } from './machine';
 
 // The parent is called with [merchants] [seconds]; each child with <phase> <merchants> <seconds>.
 const ARGS = process.argv.slice(2);
@@ -318,12 +318,7 @@ function main(): void {
   const report = {
     benchmark: 'eligibility-memory',
     date: new Date().toISOString(),
-    machine: {
-      cpu: cpus()[0]?.model ?? 'unknown',
-      cores: cpus().length,
-      node: process.version,
-      os: `${platform()} ${release()}`,
-    },
+    machine: machine(),
     stateBytes: STATE_BYTES,
     goalBytesPerMerchant: 500,
     policy: DEFAULT_POLICY.version,

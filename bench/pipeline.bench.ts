@@ -17,7 +17,6 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, platform, release } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from '@clickhouse/client';
 import { migrate } from '../connectors/clickhouse/migrate';
@@ -26,6 +25,7 @@ import { simulate } from '../simulator';
 import { KAFKA_VERSION } from '../stack/install';
 import { REPO_ROOT } from '../stack/paths';
 import { createTopics, deleteTopics, endpoints, kafkaClient } from '../test/harness/kafka';
+import { machine } from './machine';
 
 const SECONDS = Number(process.argv[2] ?? 60);
 const RATE = Number(process.argv[3] ?? 100_000);
@@ -313,12 +313,7 @@ async function main(): Promise<void> {
     const result = {
       benchmark: 'pipeline',
       date: new Date().toISOString(),
-      machine: {
-        cpu: cpus()[0]?.model.trim(),
-        cores: cpus().length,
-        node: process.version,
-        os: `${platform()} ${release()}`,
-      },
+      machine: machine(),
       setup: {
         mode: MODE,
         transport: TRANSPORT,

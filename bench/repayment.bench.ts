@@ -12,7 +12,6 @@
  * Needs `holdback stack up` and a build (`npm run build`); `npm run bench` does both.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, platform, release } from 'node:os';
 import { join } from 'node:path';
 import type { Message } from 'kafkajs';
 import type { Deduction, LoanEvent, PayoutEvent } from '../schemas/generated/types';
@@ -28,6 +27,7 @@ import {
 } from '../test/harness/kafka';
 import { spawnProcessor, terminate, waitFor } from '../test/harness/processes';
 import { Rng } from '../test/harness/random';
+import { machine } from './machine';
 
 const RATE = Number(process.argv[2] ?? 5000);
 const SECONDS = Number(process.argv[3] ?? 60);
@@ -164,12 +164,7 @@ async function main(): Promise<void> {
     const result = {
       benchmark: 'repayment',
       date: new Date().toISOString(),
-      machine: {
-        cpu: cpus()[0]?.model.trim(),
-        cores: cpus().length,
-        node: process.version,
-        os: `${platform()} ${release()}`,
-      },
+      machine: machine(),
       setup: {
         transport: TRANSPORT,
         guarantee: 'exactly_once',
