@@ -6,14 +6,10 @@
  *
  * Runs alone (jest project `fault`, in band): it pauses the shared ClickHouse.
  */
-import { spawn } from 'node:child_process';
-import { mkdirSync, openSync } from 'node:fs';
-import { join } from 'node:path';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import type { Codec } from '../../connectors/codec';
 import { migrate } from '../../connectors/clickhouse/migrate';
 import { runningPid } from '../../stack/proc';
-import { REPO_ROOT } from '../../stack/paths';
 import {
   createTopics,
   deleteTopics,
@@ -22,14 +18,20 @@ import {
   produce,
   registeredCodec,
 } from '../harness/kafka';
-import { kill9, logTail, terminate, waitFor, type ProcessorProcess } from '../harness/processes';
+import {
+  kill9,
+  logTail,
+  spawnHoldback,
+  terminate,
+  waitFor,
+  type ProcessorProcess,
+} from '../harness/processes';
 import { aggregateChecks, duplicatePositions, rowsOf, tableCounts } from '../unit/clickhouse/verify';
 import { clickhouseWorkload, type Produced, type Workload } from '../unit/clickhouse/workload';
 
 jest.setTimeout(420_000);
 
 const RUN = Date.now().toString(36);
-const LOG_DIR = join(REPO_ROOT, '.holdback', 'test-logs');
 let codec: Codec;
 let client: ClickHouseClient;
 
@@ -46,26 +48,16 @@ afterAll(async () => {
 const spawned: ProcessorProcess[] = [];
 
 function spawnSink(name: string, prefix: string, database: string, extra: string[] = []): ProcessorProcess {
-  mkdirSync(LOG_DIR, { recursive: true });
-  const logFile = join(LOG_DIR, `chsink-${name}-${RUN}.log`);
-  const out = openSync(logFile, 'a');
-  const child = spawn(
-    process.execPath,
-    [
-      join(REPO_ROOT, 'bin', 'holdback'),
-      'clickhouse',
-      'sink',
-      `--topic-prefix=${prefix}`,
-      `--database=${database}`,
-      '--max-batch-rows=500',
-      '--max-batch-ms=200',
-      '--session-timeout-ms=20000',
-      ...extra,
-    ],
-    { stdio: ['ignore', out, out], env: process.env },
-  );
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const p = { name, child, logFile, exited };
+  const p = spawnHoldback(`chsink-${name}-${RUN}`, [
+    'clickhouse',
+    'sink',
+    `--topic-prefix=${prefix}`,
+    `--database=${database}`,
+    '--max-batch-rows=500',
+    '--max-batch-ms=200',
+    '--session-timeout-ms=20000',
+    ...extra,
+  ]);
   spawned.push(p);
   return p;
 }

@@ -18,15 +18,19 @@ export interface ProcessorProcess {
 const LOG_DIR = join(REPO_ROOT, '.holdback', 'test-logs');
 
 export function spawnProcessor(name: string, processor: string, args: string[]): ProcessorProcess {
+  return spawnHoldback(name, ['run', processor, ...args]);
+}
+
+/** Any `holdback <command>` as a child (e.g. `clickhouse sink`), logging to `<name>.log`. */
+export function spawnHoldback(name: string, command: string[]): ProcessorProcess {
   mkdirSync(LOG_DIR, { recursive: true });
   const logFile = join(LOG_DIR, `${name}.log`);
   const out = openSync(logFile, 'a');
-  // BENCH_PROFILE_DIR=<dir>: write a V8 CPU profile of each processor there when it exits
+  // BENCH_PROFILE_DIR=<dir>: write a V8 CPU profile of each process there when it exits
   // (open it in Chrome DevTools); how the benchmarks find where the time goes.
   const profileDir = process.env['BENCH_PROFILE_DIR'];
   const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  const cli = [...nodeArgs, join(REPO_ROOT, 'bin', 'holdback'), 'run', processor, ...args];
-  const child = spawn(process.execPath, cli, {
+  const child = spawn(process.execPath, [...nodeArgs, join(REPO_ROOT, 'bin', 'holdback'), ...command], {
     stdio: ['ignore', out, out],
     env: process.env,
   });

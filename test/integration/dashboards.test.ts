@@ -20,8 +20,7 @@
  *   dashboard's default time range; the query must return at least one row.
  * Afterwards processes are stopped, the database dropped, topics and groups deleted.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, openSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { dashboards } from '../../dashboards/grafana/src/generate';
@@ -29,7 +28,14 @@ import { changelogTopic } from '../../runtime/kafka-runtime';
 import { simulate, type SimulationSummary } from '../../simulator/producer';
 import { REPO_ROOT } from '../../stack/paths';
 import { createTopics, deleteTopics, endpoints, kafkaClient } from '../harness/kafka';
-import { logTail, spawnProcessor, terminate, waitFor, type ProcessorProcess } from '../harness/processes';
+import {
+  logTail,
+  spawnHoldback,
+  spawnProcessor,
+  terminate,
+  waitFor,
+  type ProcessorProcess,
+} from '../harness/processes';
 
 jest.setTimeout(420_000);
 
@@ -50,24 +56,13 @@ let startedAt = 0;
 let summary: SimulationSummary;
 
 function spawnSink(): ProcessorProcess {
-  const dir = join(REPO_ROOT, '.holdback', 'test-logs');
-  mkdirSync(dir, { recursive: true });
-  const logFile = join(dir, `${services.sink}.log`);
-  const out = openSync(logFile, 'a');
-  const child = spawn(
-    process.execPath,
-    [
-      join(REPO_ROOT, 'bin', 'holdback'),
-      'clickhouse',
-      'sink',
-      `--topic-prefix=${prefix}`,
-      `--database=${database}`,
-      `--group-id=${services.sink}`,
-    ],
-    { stdio: ['ignore', out, out], env: process.env },
-  );
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { name: services.sink, child, logFile, exited };
+  return spawnHoldback(services.sink, [
+    'clickhouse',
+    'sink',
+    `--topic-prefix=${prefix}`,
+    `--database=${database}`,
+    `--group-id=${services.sink}`,
+  ]);
 }
 
 async function prom<T>(path: string): Promise<T> {
