@@ -15,7 +15,16 @@ export interface DeadLetterOptions {
   readonly includePayload?: boolean;
   /** Longest detail kept, in characters (default 1024). */
   readonly maxDetailChars?: number;
+  /**
+   * Largest payload kept (default DEFAULT_MAX_DLQ_PAYLOAD_BYTES). A larger one is left out and the
+   * detail says so: a dead letter over the broker's message size limit would never be written,
+   * and the partition would retry it forever.
+   */
+  readonly maxPayloadBytes?: number;
 }
+
+/** Half the broker's default message.max.bytes (1 MiB): room for the dead letter's other fields. */
+export const DEFAULT_MAX_DLQ_PAYLOAD_BYTES = 512 * 1024;
 
 /** The Kafka record that failed. */
 export interface FailedSource {
@@ -69,14 +78,21 @@ export function buildDeadLetter(
     );
   }
   const value = source.value ?? Buffer.alloc(0);
+  const maxPayload = opts.maxPayloadBytes ?? DEFAULT_MAX_DLQ_PAYLOAD_BYTES;
+  const keep = opts.includePayload === true && source.value !== null;
+  const tooLarge = keep && value.length > maxPayload;
+  const detail = tooLarge
+    ? `payload not kept: ${value.length} bytes is over the DLQ's ${maxPayload}-byte limit ` +
+      `(payload_sha256 identifies it); ${reason.detail}`
+    : reason.detail;
   return {
     source_topic: source.topic,
     partition: source.partition,
     offset,
     reason_code: reason.reasonCode,
-    detail: cleanDetail(reason.detail, opts.maxDetailChars),
+    detail: cleanDetail(detail, opts.maxDetailChars),
     payload_sha256: createHash('sha256').update(value).digest('hex'),
-    payload: opts.includePayload && source.value !== null ? Buffer.from(source.value) : null,
+    payload: keep && !tooLarge ? Buffer.from(value) : null,
     failed_at: failedAt,
   };
 }

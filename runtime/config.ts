@@ -22,6 +22,23 @@ export const RUN_OPTIONS = z
     tickIntervalMs: z.coerce.number().int().min(10).max(3_600_000).default(1000),
     /** Commit early once a task holds this many pending effects. */
     maxPendingPerTask: z.coerce.number().int().min(1).max(1_000_000).default(5000),
+    /**
+     * How long a task waits for data on an empty input partition before it goes on in time
+     * order without it (ms), as Kafka Streams' max.task.idle.ms. 0: it waits only while the
+     * broker is known to hold more for that partition, never for data not yet written; a
+     * positive value also waits that long for new data; -1 never waits (order then depends on
+     * what each fetch brings).
+     */
+    maxTaskIdleMs: z.coerce.number().int().min(-1).max(3_600_000).default(0),
+    /** Records buffered per input partition before its fetching pauses (bounds memory on a backlog). */
+    maxBufferedPerPartition: z.coerce.number().int().min(1).max(1_000_000).default(2000),
+    /** Most bytes one fetch returns per partition (kafkajs maxBytesPerPartition, librdkafka max.partition.fetch.bytes). */
+    maxFetchBytesPerPartition: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .max(64 << 20)
+      .default(1 << 20),
     /** Consumer group session timeout (ms): how long a silent instance keeps its partitions. */
     sessionTimeoutMs: z.coerce.number().int().min(3000).max(300_000).default(10_000),
     /** /metrics and /health port; 0 picks a free one (Prometheus finds it through file_sd). */

@@ -1,93 +1,49 @@
 /**
- * Runs one processor on Kafka with exactly-once effects, the way Kafka Streams' first EOS scheme
- * does (KIP-98 with one transactional producer per input partition):
+ * The kafkajs transport of the engine (runtime-base.ts): the consumer, the producers, the admin
+ * calls. Exactly once the way Kafka Streams' first EOS scheme does it (KIP-98 with one
+ * transactional producer per input partition):
  *
- * - a consumer group over the co-partitioned input topics; partition p of every input forms task p;
+ * - a consumer group over the co-partitioned input topics (coPartitionedAssigner); partition p
+ *   of every input forms task p;
  * - task p owns a producer whose transactional id `<group>-<p>` is stable across restarts and
  *   instances, so initialising it fences any earlier owner (a zombie's late commit fails);
- * - each commit sends the task's outputs, dead letters, changelog entries (state of changed keys
- *   plus the task's input offsets) and the group offsets in ONE transaction;
- * - on assignment, the producer is initialised first (fencing, and completing the previous
- *   owner's transaction), then the state and offsets are restored from the changelog and the
- *   consumer is positioned from them. Offsets restored from the changelog are authoritative,
- *   which sidesteps kafkajs's old OffsetFetch (no KIP-447 "require stable" offsets);
+ * - on assignment (GROUP_JOIN) the engine opens the new tasks outside the lock (fence, restore);
+ *   batches for them wait, heartbeating, until they are ready; then the consumer seeks to the
+ *   restored offsets. Offsets restored from the changelog are authoritative, which sidesteps
+ *   kafkajs's old OffsetFetch (no KIP-447 "require stable" offsets);
+ * - each batch is buffered into its task and resolved at once (kafkajs fetches from the last
+ *   resolved offset); the engine processes buffered records in time order;
  * - any failure to commit, or a consumer crash, restarts the engine: in-memory state is dropped
  *   and rebuilt from the changelog (crash-only recovery, the same path as a kill -9).
  */
 import {
   Kafka,
   logLevel,
+  type Admin,
   type Consumer,
   type EachBatchPayload,
-  type KafkaConfig,
   type Message,
   type Producer,
 } from 'kafkajs';
-import { InvariantViolation, type Processor } from '../processors/api';
 import { createTopicsReady } from '../connectors/kafka-admin';
 import { readToEnd } from '../connectors/kafka-read';
 import { coPartitionedAssigner } from './assigner';
-import type { RuntimeMetrics } from './metrics';
-import { Task, type Decoded, type Flush, type Rejected, type SourceRecord } from './task';
+import type { SourceRecord } from './task';
 import { sleep } from './mutex';
-import { changelogTopic, RuntimeBase, type TaskHandleBase } from './runtime-base';
+import {
+  changelogTopic,
+  RuntimeBase,
+  type OutgoingRecord,
+  type PartitionOffset,
+  type RuntimeOptions,
+  type TaskHandleBase,
+  type TaskProducer,
+} from './runtime-base';
 
 export { changelogTopic };
-
-export type Guarantee = 'exactly_once' | 'at_least_once';
-
-export interface RuntimeCodec {
-  /** May return a promise when the writer schema is not cached yet. Throws a transient error on a registry outage. */
-  decode(src: SourceRecord): Decoded | Promise<Decoded>;
-  encode(topic: string, value: unknown): Buffer;
-  /** A failure that is not the record's fault (registry down): retried, never dead-lettered. */
-  isTransient(err: unknown): boolean;
-}
-
-export interface DeadLetterSink {
-  topic: string;
-  /** The DLQ record's value for a rejected source record, encoded. */
-  encode(rejected: Rejected, now: number): Buffer;
-}
-
-export interface Logger {
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
-
-export interface RuntimeOptions<S> {
-  processor: Processor<S>;
-  kafka: KafkaConfig;
-  /** Consumer group; also the prefix of transactional ids and the changelog topic. */
-  applicationId: string;
-  /**
-   * Prepended to every contract topic name on the wire (default ''). Processors speak contract
-   * names; a prefix gives tests, simulations and tenants their own topics.
-   */
-  topicPrefix?: string;
-  codec: RuntimeCodec;
-  deadLetters: DeadLetterSink;
-  /** The wall clock: commits, metrics, and `now` for processors unless streamTime is set. */
-  clock: () => number;
-  /**
-   * Processors' `now` is the task's stream time (the highest record timestamp it processed)
-   * instead of the wall clock; timers fire as stream time passes them (--clock=stream).
-   */
-  streamTime?: boolean;
-  guarantee: Guarantee;
-  commitIntervalMs: number;
-  /** How often the wall clock fires due timers. */
-  tickIntervalMs: number;
-  /** Commit early when a task holds this many pending effects. */
-  maxPendingPerTask: number;
-  sessionTimeoutMs: number;
-  metrics: RuntimeMetrics;
-  log: Logger;
-}
+export type { DeadLetterSink, Guarantee, Logger, RuntimeCodec, RuntimeOptions } from './runtime-base';
 
 interface TaskHandle<S> extends TaskHandleBase<S> {
-  producer: Producer | undefined;
   /** Settles once the task's producer is initialised and its state restored. */
   ready: Promise<void>;
 }
@@ -96,7 +52,8 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
   protected readonly transport = 'kafkajs';
   private readonly kafka: Kafka;
   private consumer: Consumer | undefined;
-  private restoreSeq = 0;
+  /** One admin client for the engine's lifetime: end offsets for the time-order probes. */
+  private admin: Admin | undefined;
 
   constructor(o: RuntimeOptions<S>) {
     super(o);
@@ -107,21 +64,28 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     return this.consumer !== undefined;
   }
 
-  protected pausePartition(h: TaskHandle<S>): void {
-    this.consumer?.pause(this.inputTopics().map((topic) => ({ topic, partitions: [h.partition] })));
+  protected pauseFetch(topics: readonly string[], partition: number): void {
+    this.consumer?.pause(topics.map((topic) => ({ topic, partitions: [partition] })));
+  }
+
+  protected resumeFetch(topics: readonly string[], partition: number): void {
+    this.consumer?.resume(topics.map((topic) => ({ topic, partitions: [partition] })));
   }
 
   // ---- engine: consumer + tasks; restarted as a whole on failure ----
 
   protected async startEngine(): Promise<void> {
     const generation = ++this.generation;
+    const admin = this.kafka.admin();
+    await admin.connect();
+    this.admin = admin;
     const consumer = this.kafka.consumer({
       groupId: this.o.applicationId,
       partitionAssigners: [coPartitionedAssigner],
       sessionTimeout: this.o.sessionTimeoutMs,
       heartbeatInterval: Math.max(500, Math.floor(this.o.sessionTimeoutMs / 5)),
       readUncommitted: false,
-      maxBytesPerPartition: 1 << 20,
+      maxBytesPerPartition: this.o.maxBytesPerPartition ?? 1 << 20,
       maxWaitTimeInMs: 100,
       // We restart ourselves (dropping in-memory state); kafkajs must not resume on its own.
       retry: { retries: 5, restartOnFailure: async () => false },
@@ -136,6 +100,15 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
       // Only the current consumer counts: one being replaced may still report its own end.
       if (this.consumer !== consumer) return;
       void this.restartEngine(`consumer crashed: ${payload.error.message}`);
+    });
+    // A fetch that holds only a transaction marker never reaches eachBatch; kafkajs reports it
+    // here. The task learns that it has consumed past the marker, which may be what it waits for.
+    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      if (generation !== this.generation || payload.batchSize > 0) return;
+      const h = this.tasks.get(payload.partition);
+      if (!h?.isReady) return;
+      h.group.setFetched(payload.topic.slice(this.prefix.length), Number(payload.lastOffset) + 1);
+      void this.lock.run(() => (generation === this.generation ? this.pump(h) : Promise.resolve()));
     });
     await consumer.connect();
     await consumer.subscribe({ topics: this.inputTopics(), fromBeginning: true });
@@ -154,11 +127,9 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     const consumer = this.consumer;
     this.consumer = undefined;
     await consumer?.disconnect().catch(() => undefined);
-    await this.lock.run(async () => {
-      for (const h of this.tasks.values()) await h.producer?.disconnect().catch(() => undefined);
-      this.tasks.clear();
-      this.lag.clear();
-    });
+    const admin = this.admin;
+    this.admin = undefined;
+    await admin?.disconnect().catch(() => undefined);
   }
 
   /** Aligns tasks with a new assignment: drops revoked tasks (their uncommitted work is redone by the new owner), opens new ones. */
@@ -168,24 +139,22 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
       partitions: [...assigned].sort((a, b) => a - b),
       revoked: [...this.tasks.keys()].filter((p) => !assigned.has(p)),
     });
-    for (const [p, h] of this.tasks) {
-      if (assigned.has(p)) continue;
-      this.tasks.delete(p);
-      await h.producer?.disconnect().catch(() => undefined);
-      for (const t of this.inputTopics()) {
-        this.lag.delete(`${t}/${p}`);
-        // The new owner reports this partition's lag now; a stale series here would add to it.
-        this.o.metrics.consumerLag.remove({
-          processor: this.name,
-          topic: t.slice(this.prefix.length),
-          partition: String(p),
-        });
-      }
-    }
+    for (const p of [...this.tasks.keys()]) if (!assigned.has(p)) await this.dropTask(p);
     const fresh = [...assigned].filter((p) => !this.tasks.has(p));
     if (fresh.length === 0) return;
-    const handles = fresh.map((p) => this.newHandle(p));
-    const ready = this.openTasks(generation, handles);
+    const handles: Array<TaskHandle<S>> = fresh.map((p) => ({
+      ...this.taskBase(p),
+      ready: Promise.resolve(),
+    }));
+    const ready = this.openTasks(handles).then(() => {
+      // Position the consumer where the restored state ends.
+      if (generation !== this.generation || !this.consumer) return;
+      for (const h of handles) {
+        for (const { topic, partition, offset } of this.restoredOffsets(h)) {
+          if (offset !== undefined) this.consumer.seek({ topic, partition, offset: String(offset) });
+        }
+      }
+    });
     for (const h of handles) {
       h.ready = ready.then(() => {
         h.isReady = true;
@@ -196,65 +165,29 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     ready.catch((e) => void this.restartEngine(`task restore failed: ${String(e)}`));
   }
 
-  private newHandle(partition: number): TaskHandle<S> {
-    return {
-      partition,
-      task: new Task(this.o.processor, partition),
-      producer: undefined,
-      ready: Promise.resolve(),
-      isReady: false,
-      lastCommitAt: this.o.clock(),
-      streamTime: 0,
-      oldestFetchedAt: undefined,
-    };
-  }
-
-  private async openTasks(generation: number, handles: TaskHandle<S>[]): Promise<void> {
-    const t0 = Date.now();
-    // 1. Fence earlier owners: initialising the transactional id aborts or completes their transaction.
-    await Promise.all(
-      handles.map(async (h) => {
-        h.producer =
-          this.o.guarantee === 'exactly_once'
-            ? this.kafka.producer({
-                transactionalId: `${this.o.applicationId}-${h.partition}`,
-                idempotent: true,
-                maxInFlightRequests: 1,
-                transactionTimeout: Math.max(10_000, this.o.sessionTimeoutMs),
-              })
-            : this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-        await h.producer.connect();
-      }),
-    );
-    // 2. Restore state and offsets from the changelog, now that no one else can write to it.
-    const byPartition = new Map(handles.map((h) => [h.partition, h]));
-    const restored = await readToEnd(this.kafka, {
+  protected readChangelog(
+    partitions: readonly number[],
+    groupId: string,
+    onRecord: (partition: number, key: string, value: Buffer | null) => void,
+  ): Promise<number> {
+    return readToEnd(this.kafka, {
       topic: this.changelog,
-      partitions: [...byPartition.keys()],
-      groupId: `${this.o.applicationId}-restore-${process.pid}-${++this.restoreSeq}`,
+      partitions: [...partitions],
+      groupId,
       onMessage: (partition, m) => {
         const key = m.key?.toString('utf8');
-        if (key !== undefined) byPartition.get(partition)!.task.restore(key, m.value);
+        if (key !== undefined) onRecord(partition, key, m.value);
       },
     });
-    this.o.metrics.restoredKeys.inc({ processor: this.name }, restored);
-    this.o.metrics.restoreSeconds.observe({ processor: this.name }, (Date.now() - t0) / 1000);
-    // 3. Position the consumer where the restored state ends.
-    if (generation === this.generation && this.consumer) {
-      for (const h of handles) {
-        for (const topic of this.o.processor.inputs) {
-          const next = h.task.nextOffset(topic);
-          if (next !== undefined) {
-            this.consumer.seek({ topic: this.physical(topic), partition: h.partition, offset: String(next) });
-          }
-        }
-      }
-    }
-    this.o.log.info('tasks ready', {
-      partitions: handles.map((h) => h.partition),
-      restoredEntries: restored,
-      ms: Date.now() - t0,
-    });
+  }
+
+  protected async endOffsets(topic: string, partition: number): Promise<{ start: number; end: number }> {
+    if (!this.admin) throw new Error('the engine is not running');
+    // ListOffsets as a read_committed client sees them: the end is the last stable offset.
+    const offsets = await this.admin.fetchTopicOffsets(topic);
+    const p = offsets.find((x) => x.partition === partition);
+    if (!p) throw new Error(`${topic} has no partition ${partition}`);
+    return { start: Number(p.low), end: Number(p.offset) };
   }
 
   // ---- the hot path ----
@@ -271,177 +204,136 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
       h = this.tasks.get(batch.partition);
       if (!h) return;
     }
-    if (h.stoppedBy) return;
-    const t0 = process.hrtime.bigint();
-    const fetchedAt = this.o.clock();
+    if (h.stoppedBy || batch.messages.length === 0) return;
     const topic = batch.topic.slice(this.prefix.length);
-    let n = 0;
-    for (const m of batch.messages) {
-      if (!isRunning() || isStale()) break;
-      const src: SourceRecord = {
-        topic,
-        partition: batch.partition,
-        offset: Number(m.offset),
-        key: m.key,
-        value: m.value,
-        timestamp: Number(m.timestamp),
-      };
-      // kafkajs fetches from the last resolved offset: resolve every record handled (or skipped),
-      // or it fetches the same batch again. Resolving commits nothing; commits are transactional.
-      if (h.task.isDuplicate(src)) {
-        resolveOffset(m.offset);
-        continue;
-      }
-      const decoded = await this.decodeWithRetry(src, heartbeat);
-      try {
-        h.task.accept(src, decoded, this.processorNow(h, src.timestamp));
-      } catch (e) {
-        if (e instanceof InvariantViolation) return this.stopTask(h, e);
-        throw e;
-      }
-      resolveOffset(m.offset);
-      h.oldestFetchedAt ??= fetchedAt;
-      n++;
-      if (h.task.pendingCount >= this.o.maxPendingPerTask && !(await this.commitOrRestart(h))) return;
-      if ((n & 1023) === 0) await heartbeat();
-    }
-    this.o.metrics.recordsIn.inc({ processor: this.name, topic }, n);
-    this.o.metrics.batchSeconds.observe({ processor: this.name }, Number(process.hrtime.bigint() - t0) / 1e9);
+    const records: SourceRecord[] = batch.messages.map((m) => ({
+      topic,
+      partition: batch.partition,
+      offset: Number(m.offset),
+      key: m.key,
+      value: m.value,
+      timestamp: Number(m.timestamp),
+    }));
     // A transactional input (holdback.loans.v1) ends in a commit marker that is never delivered;
-    // kafkajs counts it in lastOffset(), so a fully handled batch has consumed up to there.
-    let consumed = h.task.nextOffset(topic) ?? 0;
-    if (isRunning() && !isStale()) consumed = Math.max(consumed, Number(batch.lastOffset()) + 1);
-    const lag = Math.max(0, Number(batch.highWatermark) - consumed);
-    this.recordLag(batch.topic, batch.partition, lag);
+    // kafkajs counts it in lastOffset(), so the consumer has fetched up to there.
+    const fetchedTo = Number(batch.lastOffset()) + 1;
+    this.noteEnd(batch.topic, batch.partition, Number(batch.highWatermark));
+    try {
+      await this.buffer(h, topic, records, fetchedTo, heartbeat);
+    } catch (e) {
+      if (this.isInterrupted(e)) return;
+      throw e;
+    }
+    // kafkajs fetches from the last resolved offset: what is buffered is resolved, or it would be
+    // fetched again. Resolving commits nothing; commits are transactional, from the task's offsets.
+    resolveOffset(batch.lastOffset());
+    try {
+      await this.pump(h, heartbeat);
+    } catch (e) {
+      if (this.isInterrupted(e)) return;
+      throw e;
+    }
     await this.commitDue(this.o.clock());
   }
 
-  protected async commit(h: TaskHandle<S>): Promise<void> {
-    const now = this.o.clock();
-    if (!h.task.hasPending()) {
-      h.lastCommitAt = now;
-      return;
-    }
-    const flush = h.task.drain();
-    const topicMessages = this.messagesOf(flush, h.partition, now);
-    const offsets = [...flush.offsets].map(([topic, offset]) => ({
-      topic: this.physical(topic),
-      partitions: [{ partition: h.partition, offset: String(offset) }],
-    }));
-    const t0 = process.hrtime.bigint();
-    const producer = h.producer!;
+  protected async openProducer(partition: number): Promise<TaskProducer> {
+    const eos = this.o.guarantee === 'exactly_once';
+    const producer = eos
+      ? this.kafka.producer({
+          transactionalId: `${this.o.applicationId}-${partition}`,
+          idempotent: true,
+          maxInFlightRequests: 1,
+          transactionTimeout: Math.max(10_000, this.o.sessionTimeoutMs),
+        })
+      : this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    return {
+      commit: (records, offsets) => this.send(producer, records, offsets),
+      close: () => producer.disconnect(),
+    };
+  }
+
+  private async send(
+    producer: Producer,
+    records: readonly OutgoingRecord[],
+    offsets: readonly PartitionOffset[],
+  ): Promise<void> {
+    const chunks = chunkBySize(topicMessagesOf(records), MAX_REQUEST_BYTES);
     if (this.o.guarantee === 'exactly_once') {
       const txn = await producer.transaction();
       try {
-        for (const chunk of chunkBySize(topicMessages, MAX_REQUEST_BYTES))
-          await txn.sendBatch({ topicMessages: chunk, acks: -1 });
-        await txn.sendOffsets({ consumerGroupId: this.o.applicationId, topics: offsets });
+        for (const chunk of chunks) await txn.sendBatch({ topicMessages: chunk, acks: -1 });
+        await txn.sendOffsets({
+          consumerGroupId: this.o.applicationId,
+          topics: offsets.map((o) => ({
+            topic: o.topic,
+            partitions: [{ partition: o.partition, offset: String(o.offset) }],
+          })),
+        });
         await txn.commit();
       } catch (e) {
         await txn.abort().catch(() => undefined);
         throw e;
       }
     } else {
-      for (const chunk of chunkBySize(topicMessages, MAX_REQUEST_BYTES))
-        await producer.sendBatch({ topicMessages: chunk, acks: -1 });
+      for (const chunk of chunks) await producer.sendBatch({ topicMessages: chunk, acks: -1 });
       await this.consumer?.commitOffsets(
-        offsets.flatMap((t) => t.partitions.map((p) => ({ topic: t.topic, ...p }))),
+        offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: String(o.offset) })),
       );
     }
-    const end = this.o.clock();
-    h.lastCommitAt = end;
-    this.progressAt = end;
-    const outputsByTopic = new Map<string, number>();
-    for (const tm of topicMessages) {
-      if (tm.topic !== this.changelog)
-        outputsByTopic.set(tm.topic.slice(this.prefix.length), tm.messages.length);
-    }
-    this.recordCommit(h, t0, end, flush, outputsByTopic);
   }
 
-  private messagesOf(
-    flush: Flush,
-    partition: number,
-    now: number,
-  ): Array<{ topic: string; messages: Message[] }> {
-    const byTopic = new Map<string, Message[]>();
-    const add = (topic: string, m: Message): void => {
-      let list = byTopic.get(topic);
-      if (!list) byTopic.set(topic, (list = []));
-      list.push(m);
-    };
-    // Every output goes to the task's own partition number: outputs are co-partitioned with the
-    // inputs by merchant, whatever their key. holdback.loans.v1 is keyed by loan_id, but a loan
-    // never changes merchant, so compaction still sees each key in one partition, and a
-    // downstream processor (eligibility) reads a merchant's loan states beside its sales.
-    flush.outputs.forEach((o, i) => {
-      add(this.physical(o.topic), {
-        key: o.key,
-        value: this.o.codec.encode(o.topic, o.value),
-        partition,
-        timestamp: String(flush.outputTimestamps[i]),
-      });
-    });
-    for (const r of flush.rejected) {
-      add(this.physical(this.o.deadLetters.topic), {
-        key: r.source.key,
-        value: this.o.deadLetters.encode(r, now),
-        partition,
-      });
-    }
-    // State for partition p lives in changelog partition p, whatever its key hashes to.
-    for (const c of flush.changelog) add(this.changelog, { key: c.key, value: c.value, partition });
-    return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
-  }
+  // ---- topics ----
 
-  protected async ensureChangelogTopic(): Promise<void> {
+  protected async partitionCounts(topics: readonly string[]): Promise<Map<string, number>> {
     const admin = this.kafka.admin();
     await admin.connect();
     try {
-      // Inputs, outputs and the DLQ must all have the inputs' partition count: the runtime
-      // writes a task's outputs to its own partition number (co-partitioned by merchant).
-      const topics = [
-        ...this.inputTopics(),
-        ...this.o.processor.outputs.map((t) => this.physical(t)),
-        this.physical(this.o.deadLetters.topic),
-      ];
-      const meta = await admin.fetchTopicMetadata({ topics: [...new Set(topics)] });
-      const count = meta.topics[0]!.partitions.length;
-      for (const t of meta.topics) {
-        if (t.partitions.length !== count) {
-          throw new Error(
-            `${t.name} has ${t.partitions.length} partitions but ${meta.topics[0]!.name} has ${count}: ` +
-              'inputs and outputs must be co-partitioned (create them with one partition count, ' +
-              'as `holdback stack up` does)',
-          );
-        }
-      }
-      const existing = await admin.listTopics();
-      if (!existing.includes(this.changelog)) {
-        await createTopicsReady(admin, [
-          {
-            topic: this.changelog,
-            numPartitions: count,
-            replicationFactor: 1,
-            configEntries: [
-              { name: 'cleanup.policy', value: 'compact' },
-              { name: 'min.compaction.lag.ms', value: '0' },
-              { name: 'segment.ms', value: '600000' },
-            ],
-          },
-        ]);
-      } else {
-        const [cl] = (await admin.fetchTopicMetadata({ topics: [this.changelog] })).topics;
-        if (cl!.partitions.length !== count) {
-          throw new Error(
-            `${this.changelog} has ${cl!.partitions.length} partitions but the inputs have ${count}`,
-          );
-        }
-      }
+      const existing = new Set(await admin.listTopics());
+      const present = topics.filter((t) => existing.has(t));
+      const meta = present.length > 0 ? await admin.fetchTopicMetadata({ topics: present }) : { topics: [] };
+      return new Map(meta.topics.map((t) => [t.name, t.partitions.length]));
     } finally {
       await admin.disconnect();
     }
   }
+
+  protected async createCompactedTopic(
+    topic: string,
+    partitions: number,
+    config: Record<string, string>,
+  ): Promise<void> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      await createTopicsReady(admin, [
+        {
+          topic,
+          numPartitions: partitions,
+          replicationFactor: 1,
+          configEntries: Object.entries(config).map(([name, value]) => ({ name, value })),
+        },
+      ]);
+    } finally {
+      await admin.disconnect();
+    }
+  }
+}
+
+/** Outgoing records grouped by topic, as kafkajs's sendBatch takes them. */
+function topicMessagesOf(records: readonly OutgoingRecord[]): Array<{ topic: string; messages: Message[] }> {
+  const byTopic = new Map<string, Message[]>();
+  for (const r of records) {
+    let list = byTopic.get(r.topic);
+    if (!list) byTopic.set(r.topic, (list = []));
+    list.push({
+      key: r.key,
+      value: r.value,
+      partition: r.partition,
+      ...(r.timestamp !== undefined && { timestamp: String(r.timestamp) }),
+    });
+  }
+  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
 }
 
 /**

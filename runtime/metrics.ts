@@ -27,6 +27,8 @@ export class RuntimeMetrics {
   readonly consumerLag: Gauge<'processor' | 'topic' | 'partition'>;
   readonly restarts: Counter<'processor' | 'reason'>;
   readonly stoppedPartitions: Gauge<'processor'>;
+  readonly partitionStops: Counter<'processor' | 'reason'>;
+  readonly enforcedProcessing: Counter<'processor' | 'topic'>;
   readonly stateKeys: Gauge<'processor'>;
   readonly registryRetries: Counter<'processor'>;
   readonly lastCommit: Gauge<'processor'>;
@@ -122,6 +124,20 @@ export class RuntimeMetrics {
       name: 'holdback_stopped_partitions',
       help: 'Partitions stopped on a broken invariant',
       labelNames: ['processor'],
+      registers: r,
+    });
+    this.partitionStops = new Counter({
+      name: 'holdback_partition_stops_total',
+      help: 'Times a partition stopped: a broken invariant, or an output that does not encode (reason)',
+      labelNames: ['processor', 'reason'],
+      registers: r,
+    });
+    this.enforcedProcessing = new Counter({
+      name: 'holdback_task_enforced_processing_total',
+      help:
+        'Times a task went on processing in time order without data of an empty input partition ' +
+        '(caught up, or past --max-task-idle-ms), by the topic it went on without',
+      labelNames: ['processor', 'topic'],
       registers: r,
     });
     this.stateKeys = new Gauge({

@@ -8,4 +8,4 @@ export class Mutex {
   }
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { sleep } from './backoff';

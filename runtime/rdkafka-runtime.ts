@@ -46,11 +46,16 @@ import {
   type TopicPartitionOffset,
 } from 'node-rdkafka';
 import type { KafkaConfig } from 'kafkajs';
-import { InvariantViolation } from '../processors/api';
-import type { DeadLetterSink, RuntimeCodec, RuntimeOptions } from './kafka-runtime';
-import { Task, type Flush, type SourceRecord } from './task';
+import type { SourceRecord } from './task';
 import { sleep } from './mutex';
-import { RuntimeBase, type TaskHandleBase } from './runtime-base';
+import {
+  RuntimeBase,
+  type OutgoingRecord,
+  type PartitionOffset,
+  type RuntimeOptions,
+  type TaskHandleBase,
+  type TaskProducer,
+} from './runtime-base';
 
 /** librdkafka's codes used here (rdkafka.h). */
 const ERR_REVOKE_PARTITIONS = -174;
@@ -63,7 +68,6 @@ const TXN_CALL_TIMEOUT_MS = 30_000;
 const CONSUME_BATCH = 1000;
 
 interface TaskHandle<S> extends TaskHandleBase<S> {
-  producer: Producer | undefined;
   /** False between a revoke and the next assignment: fetched records of the task are not handled. */
   assigned: boolean;
 }
@@ -154,62 +158,11 @@ export function taskPartitions(
   return [...all].sort((a, b) => a - b);
 }
 
-export interface OutgoingRecord {
-  topic: string;
-  partition: number;
-  key: Buffer | null;
-  value: Buffer | null;
-  /** Kafka timestamp (ms); the producer's clock when absent. */
-  timestamp?: number;
-}
-
-/**
- * What one commit of task `partition` writes: outputs, dead letters and changelog entries, all to
- * the task's own partition number (outputs are co-partitioned with the inputs by merchant,
- * whatever their key; state of task p lives in changelog partition p), exactly as the kafkajs
- * runtime writes them (see messagesOf in kafka-runtime.ts).
- */
-export function recordsOf(
-  flush: Flush,
-  partition: number,
-  now: number,
-  o: {
-    codec: RuntimeCodec;
-    deadLetters: DeadLetterSink;
-    physical: (topic: string) => string;
-    changelog: string;
-  },
-): OutgoingRecord[] {
-  const out: OutgoingRecord[] = [];
-  flush.outputs.forEach((r, i) => {
-    out.push({
-      topic: o.physical(r.topic),
-      partition,
-      key: Buffer.from(r.key, 'utf8'),
-      value: o.codec.encode(r.topic, r.value),
-      timestamp: flush.outputTimestamps[i],
-    });
-  });
-  for (const r of flush.rejected) {
-    out.push({
-      topic: o.physical(o.deadLetters.topic),
-      partition,
-      key: r.source.key,
-      value: o.deadLetters.encode(r, now),
-    });
-  }
-  for (const c of flush.changelog) {
-    out.push({ topic: o.changelog, partition, key: Buffer.from(c.key, 'utf8'), value: c.value });
-  }
-  return out;
-}
-
 export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
   protected readonly transport = 'rdkafka';
   private readonly base: Record<string, string | number | boolean>;
   private consumer: KafkaConsumer | undefined;
   private loopDone: Promise<void> = Promise.resolve();
-  private restoreSeq = 0;
 
   constructor(o: RuntimeOptions<S>) {
     super(o);
@@ -234,9 +187,24 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     return super.errorName(e);
   }
 
-  protected pausePartition(h: TaskHandle<S>): void {
+  protected pauseFetch(topics: readonly string[], partition: number): void {
     const consumer = this.consumer;
-    if (consumer) this.safely(() => consumer.pause(this.partitionsOf([h.partition])));
+    if (consumer) this.safely(() => consumer.pause(topics.map((topic) => ({ topic, partition }))));
+  }
+
+  protected resumeFetch(topics: readonly string[], partition: number): void {
+    const consumer = this.consumer;
+    if (consumer) this.safely(() => consumer.resume(topics.map((topic) => ({ topic, partition }))));
+  }
+
+  /** librdkafka's application position moves past transaction markers, which are never delivered. */
+  protected override fetchedPosition(topic: string, partition: number): number | undefined {
+    try {
+      const [p] = this.consumer?.position([{ topic, partition }]) ?? [];
+      return p && typeof p.offset === 'number' && p.offset >= 0 ? p.offset : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   // ---- engine: consumer + tasks; restarted as a whole on failure ----
@@ -255,7 +223,8 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
         'enable.auto.offset.store': false,
         'enable.partition.eof': false,
         'fetch.wait.max.ms': 100,
-        'max.partition.fetch.bytes': 1 << 20,
+        'max.partition.fetch.bytes': this.o.maxBytesPerPartition ?? 1 << 20,
+        ...(this.o.maxBytesPerPartition !== undefined && { 'fetch.max.bytes': this.o.maxBytesPerPartition }),
         rebalance_cb: (err: LibrdKafkaError | undefined, assignment: TopicPartition[]) =>
           this.onRebalance(generation, consumer, err, assignment),
       },
@@ -323,22 +292,6 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
         'closing the consumer',
       ).catch((e) => this.o.log.warn('consumer close failed', { error: describe(e) }));
     }
-    await this.lock.run(async () => {
-      await Promise.all([...this.tasks.values()].map((h) => this.closeProducer(h)));
-      this.tasks.clear();
-      this.lag.clear();
-    });
-  }
-
-  private async closeProducer(h: TaskHandle<S>): Promise<void> {
-    const p = h.producer;
-    h.producer = undefined;
-    if (!p) return;
-    await withTimeout(
-      call((cb) => p.disconnect(5000, cb)),
-      10_000,
-      'closing a producer',
-    ).catch(() => undefined);
   }
 
   // ---- rebalancing ----
@@ -402,25 +355,14 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
       partitions: assigned,
       revoked: [...this.tasks.keys()].filter((p) => !assigned.includes(p)),
     });
-    for (const [p, h] of this.tasks) {
-      if (assigned.includes(p)) continue;
-      this.tasks.delete(p);
-      await this.closeProducer(h);
-      for (const t of this.inputTopics()) {
-        this.lag.delete(`${t}/${p}`);
-        this.o.metrics.consumerLag.remove({
-          processor: this.name,
-          topic: t.slice(this.prefix.length),
-          partition: String(p),
-        });
-      }
-    }
-    const fresh = assigned.filter((p) => !this.tasks.has(p)).map((p) => this.newHandle(p));
+    for (const p of [...this.tasks.keys()]) if (!assigned.includes(p)) await this.dropTask(p);
+    const fresh: Array<TaskHandle<S>> = assigned
+      .filter((p) => !this.tasks.has(p))
+      .map((p) => ({ ...this.taskBase(p), assigned: false }));
     if (fresh.length > 0) {
       try {
         await this.openTasks(fresh);
       } catch (e) {
-        await Promise.all(fresh.map((h) => this.closeProducer(h)));
         void this.restartEngine(`task restore failed: ${describe(e)}`);
         return;
       }
@@ -437,54 +379,19 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     for (const p of assigned) {
       const h = this.tasks.get(p)!;
       h.assigned = true;
-      for (const topic of this.o.processor.inputs) {
-        const next = h.task.nextOffset(topic);
+      // A task kept across the rebalance starts again from what it processed: its buffer goes.
+      this.resetGroup(h);
+      for (const { topic, partition, offset } of this.restoredOffsets(h)) {
         // No offset recorded: the group's committed offset, else the earliest.
-        positions.push(
-          next === undefined
-            ? { topic: this.physical(topic), partition: p }
-            : { topic: this.physical(topic), partition: p, offset: next },
-        );
+        positions.push(offset === undefined ? { topic, partition } : { topic, partition, offset });
       }
     }
     consumer.assign(positions);
     const stopped = assigned.filter((p) => this.tasks.get(p)!.stoppedBy);
-    if (stopped.length > 0) consumer.pause(this.partitionsOf(stopped));
+    for (const p of stopped) this.pauseFetch(this.inputTopics(), p);
   }
 
-  private partitionsOf(partitions: number[]): TopicPartition[] {
-    return partitions.flatMap((partition) => this.inputTopics().map((topic) => ({ topic, partition })));
-  }
-
-  private newHandle(partition: number): TaskHandle<S> {
-    return {
-      partition,
-      task: new Task(this.o.processor, partition),
-      producer: undefined,
-      isReady: false,
-      assigned: false,
-      lastCommitAt: this.o.clock(),
-      streamTime: 0,
-      oldestFetchedAt: undefined,
-    };
-  }
-
-  private async openTasks(handles: TaskHandle<S>[]): Promise<void> {
-    const t0 = Date.now();
-    // 1. Fence earlier owners: initialising the transactional id aborts or completes their transaction.
-    await Promise.all(handles.map(async (h) => (h.producer = await this.openProducer(h.partition))));
-    // 2. Restore state and offsets from the changelog, now that no one else can write to it.
-    const restored = await this.restore(handles);
-    this.o.metrics.restoredKeys.inc({ processor: this.name }, restored);
-    this.o.metrics.restoreSeconds.observe({ processor: this.name }, (Date.now() - t0) / 1000);
-    this.o.log.info('tasks ready', {
-      partitions: handles.map((h) => h.partition),
-      restoredEntries: restored,
-      ms: Date.now() - t0,
-    });
-  }
-
-  private async openProducer(partition: number): Promise<Producer> {
+  protected async openProducer(partition: number): Promise<TaskProducer> {
     const eos = this.o.guarantee === 'exactly_once';
     const producer = new Producer({
       ...this.base,
@@ -507,18 +414,29 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     );
     producer.setPollInterval(100);
     if (eos) await call((cb) => producer.initTransactions(TXN_CALL_TIMEOUT_MS, cb));
-    return producer;
+    return {
+      commit: (records, offsets) => this.send(producer, records, offsets),
+      close: () =>
+        withTimeout(
+          call((cb) => producer.disconnect(5000, cb)),
+          10_000,
+          'closing a producer',
+        ),
+    };
   }
 
-  /** Reads changelog partitions from the beginning to their end (read_committed), into the tasks. */
-  private async restore(handles: TaskHandle<S>[]): Promise<number> {
-    const byPartition = new Map(handles.map((h) => [h.partition, h]));
+  /** Reads changelog partitions from the beginning to their end (read_committed). */
+  protected async readChangelog(
+    partitions: readonly number[],
+    groupId: string,
+    onRecord: (partition: number, key: string, value: Buffer | null) => void,
+  ): Promise<number> {
     const reader = new KafkaConsumer(
       {
         ...this.base,
         'client.id': `${String(this.base['client.id'])}-restore`,
         // Never joins or commits: partitions are assigned directly.
-        'group.id': `${this.o.applicationId}-restore-${process.pid}-${++this.restoreSeq}`,
+        'group.id': groupId,
         'enable.auto.commit': false,
         'isolation.level': 'read_committed',
         'enable.partition.eof': true,
@@ -533,12 +451,8 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     let read = 0;
     try {
       const pending = new Set<number>();
-      for (const p of byPartition.keys()) {
-        const w = await new Promise<{ lowOffset: number; highOffset: number }>((resolve, reject) =>
-          reader.queryWatermarkOffsets(this.changelog, p, 10_000, (err, o) =>
-            err ? reject(err) : resolve(o),
-          ),
-        );
+      for (const p of partitions) {
+        const w = await this.watermarks(reader, this.changelog, p);
         if (w.highOffset > w.lowOffset) pending.add(p);
       }
       if (pending.size === 0) return 0;
@@ -557,12 +471,9 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
           reader.consume(5000, (err, ms) => (err ? reject(err) : resolve(ms))),
         );
         for (const m of messages) {
-          const key = m.key === undefined || m.key === null ? undefined : m.key.toString();
-          const h = byPartition.get(m.partition);
-          if (key !== undefined && h) {
-            h.task.restore(key, m.value);
-            read++;
-          }
+          if (m.key === undefined || m.key === null) continue;
+          onRecord(m.partition, m.key.toString(), m.value);
+          read++;
         }
       }
     } finally {
@@ -575,6 +486,24 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     return read;
   }
 
+  private watermarks(
+    client: KafkaConsumer,
+    topic: string,
+    partition: number,
+  ): Promise<{ lowOffset: number; highOffset: number }> {
+    return new Promise((resolve, reject) =>
+      client.queryWatermarkOffsets(topic, partition, 10_000, (err, o) => (err ? reject(err) : resolve(o))),
+    );
+  }
+
+  /** The consumer is read_committed, so librdkafka asks for the last stable offset. */
+  protected async endOffsets(topic: string, partition: number): Promise<{ start: number; end: number }> {
+    const consumer = this.consumer;
+    if (!consumer) throw new Error('the engine is not running');
+    const w = await this.watermarks(consumer, topic, partition);
+    return { start: w.lowOffset, end: w.highOffset };
+  }
+
   // ---- the hot path ----
 
   private async onMessages(
@@ -583,87 +512,73 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     messages: RdMessage[],
   ): Promise<void> {
     if (generation !== this.generation || this.stopping) return;
-    const t0 = process.hrtime.bigint();
-    const fetchedAt = this.o.clock();
-    const counts = new Map<string, number>();
-    const seen = new Map<string, { partition: number; topic: string; physical: string }>();
+    // One fetch, grouped by task and topic, buffered whole before any of it is processed.
+    const byTask = new Map<number, Map<string, SourceRecord[]>>();
     for (const m of messages) {
       const h = this.tasks.get(m.partition);
       // Not ours (any more), between a revoke and an assignment, or stopped: not handled.
       if (!h || !h.isReady || !h.assigned || h.stoppedBy) continue;
       const topic = m.topic.slice(this.prefix.length);
+      let topics = byTask.get(m.partition);
+      if (!topics) byTask.set(m.partition, (topics = new Map()));
+      let list = topics.get(topic);
+      if (!list) topics.set(topic, (list = []));
       const key =
         m.key === undefined || m.key === null ? null : Buffer.isBuffer(m.key) ? m.key : Buffer.from(m.key);
-      const src: SourceRecord = {
+      list.push({
         topic,
         partition: m.partition,
         offset: m.offset,
         key,
         value: m.value,
-        timestamp: m.timestamp ?? this.o.clock(),
-      };
-      seen.set(`${m.topic}/${m.partition}`, { partition: m.partition, topic, physical: m.topic });
-      if (h.task.isDuplicate(src)) continue;
-      const decoded = await this.decodeWithRetry(src);
-      if (generation !== this.generation) return;
-      try {
-        h.task.accept(src, decoded, this.processorNow(h, src.timestamp));
-      } catch (e) {
-        if (e instanceof InvariantViolation) {
-          this.stopTask(h, e);
-          continue;
-        }
-        throw e;
-      }
-      h.oldestFetchedAt ??= fetchedAt;
-      counts.set(topic, (counts.get(topic) ?? 0) + 1);
-      if (h.task.pendingCount >= this.o.maxPendingPerTask && !(await this.commitOrRestart(h))) return;
+        timestamp: m.timestamp ?? -1,
+      });
     }
-    for (const [topic, n] of counts) this.o.metrics.recordsIn.inc({ processor: this.name, topic }, n);
-    this.o.metrics.batchSeconds.observe({ processor: this.name }, Number(process.hrtime.bigint() - t0) / 1e9);
-    for (const { partition, topic, physical } of seen.values()) {
-      const h = this.tasks.get(partition);
-      if (!h) continue;
-      let high: number | undefined;
-      try {
-        high = consumer.getWatermarkOffsets(physical, partition).highOffset;
-      } catch {
-        high = undefined;
+    try {
+      for (const [partition, topics] of byTask) {
+        const h = this.tasks.get(partition)!;
+        for (const [topic, records] of topics) {
+          this.noteHighWatermark(consumer, this.physical(topic), partition);
+          await this.buffer(h, topic, records, this.fetchedPosition(this.physical(topic), partition));
+          if (generation !== this.generation) return;
+        }
       }
-      if (high === undefined || high < 0) continue;
-      const lag = Math.max(0, high - (h.task.nextOffset(topic) ?? 0));
-      this.recordLag(physical, partition, lag);
+      for (const partition of byTask.keys()) {
+        const h = this.tasks.get(partition);
+        if (h) await this.pump(h);
+        if (generation !== this.generation) return;
+      }
+    } catch (e) {
+      if (this.isInterrupted(e)) return;
+      throw e;
     }
     await this.commitDue(this.o.clock());
   }
 
-  protected async commit(h: TaskHandle<S>): Promise<void> {
-    const now = this.o.clock();
-    if (!h.task.hasPending()) {
-      h.lastCommitAt = now;
-      return;
+  /** librdkafka caches each partition's high watermark from its fetch responses. */
+  private noteHighWatermark(consumer: KafkaConsumer, topic: string, partition: number): void {
+    try {
+      const high = consumer.getWatermarkOffsets(topic, partition).highOffset;
+      if (typeof high === 'number' && high >= 0) this.noteEnd(topic, partition, high);
+    } catch {
+      // not known yet
     }
-    const producer = h.producer;
+  }
+
+  private async send(
+    producer: Producer,
+    records: readonly OutgoingRecord[],
+    offsets: readonly PartitionOffset[],
+  ): Promise<void> {
     const consumer = this.consumer;
-    if (!producer || !consumer) throw new Error(`task ${h.partition} has no producer or consumer`);
-    const flush = h.task.drain();
-    const records = recordsOf(flush, h.partition, now, {
-      codec: this.o.codec,
-      deadLetters: this.o.deadLetters,
-      physical: (t) => this.physical(t),
-      changelog: this.changelog,
-    });
-    const offsets: TopicPartitionOffset[] = [...flush.offsets].map(([topic, offset]) => ({
-      topic: this.physical(topic),
-      partition: h.partition,
-      offset,
-    }));
-    const t0 = process.hrtime.bigint();
+    if (!consumer) throw new Error('the engine is not running');
     if (this.o.guarantee === 'exactly_once') {
       await call((cb) => producer.beginTransaction(cb));
       try {
         await this.produceAll(producer, records);
-        await call((cb) => producer.sendOffsetsToTransaction(offsets, consumer, TXN_CALL_TIMEOUT_MS, cb));
+        await call((cb) =>
+          producer.sendOffsetsToTransaction([...offsets], consumer, TXN_CALL_TIMEOUT_MS, cb),
+        );
         await call((cb) => producer.commitTransaction(TXN_CALL_TIMEOUT_MS, cb));
       } catch (e) {
         await call((cb) => producer.abortTransaction(TXN_CALL_TIMEOUT_MS, cb)).catch(() => undefined);
@@ -672,18 +587,8 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     } else {
       await this.produceAll(producer, records);
       await call((cb) => producer.flush(TXN_CALL_TIMEOUT_MS, cb));
-      consumer.commitSync(offsets);
+      consumer.commitSync([...offsets]);
     }
-    const end = this.o.clock();
-    h.lastCommitAt = end;
-    this.progressAt = end;
-    const outputsByTopic = new Map<string, number>();
-    for (const r of records) {
-      if (r.topic === this.changelog) continue;
-      const topic = r.topic.slice(this.prefix.length);
-      outputsByTopic.set(topic, (outputsByTopic.get(topic) ?? 0) + 1);
-    }
-    this.recordCommit(h, t0, end, flush, outputsByTopic);
   }
 
   /** Hands records to librdkafka's queue; a full queue is drained by waiting, never by dropping. */
@@ -704,75 +609,20 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
 
   // ---- topics ----
 
-  protected async ensureChangelogTopic(): Promise<void> {
+  private async withMetadataClient<T>(fn: (metadata: () => Promise<Metadata>) => Promise<T>): Promise<T> {
     const client = new Producer({ ...this.base, 'client.id': `${String(this.base['client.id'])}-admin` });
     await new Promise<void>((resolve, reject) =>
       client.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())),
     );
     try {
-      const metadata = (): Promise<Metadata> =>
-        new Promise((resolve, reject) =>
-          client.getMetadata({ allTopics: true, timeout: 10_000 }, (err, m) =>
-            err ? reject(err) : resolve(m),
-          ),
-        );
-      const topics = [
-        ...new Set([
-          ...this.inputTopics(),
-          ...this.o.processor.outputs.map((t) => this.physical(t)),
-          this.physical(this.o.deadLetters.topic),
-        ]),
-      ];
-      const meta = await metadata();
-      const counts = new Map(meta.topics.map((t) => [t.name, t.partitions.length]));
-      const count = counts.get(topics[0]!);
-      if (count === undefined) throw new Error(`topic ${topics[0]} does not exist`);
-      for (const t of topics) {
-        const n = counts.get(t);
-        if (n === undefined) throw new Error(`topic ${t} does not exist`);
-        if (n !== count) {
-          throw new Error(
-            `${t} has ${n} partitions but ${topics[0]} has ${count}: ` +
-              'inputs and outputs must be co-partitioned (create them with one partition count, ' +
-              'as `holdback stack up` does)',
-          );
-        }
-      }
-      const existing = counts.get(this.changelog);
-      if (existing === undefined) {
-        const admin = AdminClient.create({
-          ...this.base,
-          'client.id': `${String(this.base['client.id'])}-admin`,
-        });
-        try {
-          await call((cb) =>
-            admin.createTopic(
-              {
-                topic: this.changelog,
-                num_partitions: count,
-                replication_factor: 1,
-                config: { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '0', 'segment.ms': '600000' },
-              },
-              30_000,
-              cb,
+      return await fn(
+        () =>
+          new Promise((resolve, reject) =>
+            client.getMetadata({ allTopics: true, timeout: 10_000 }, (err, m) =>
+              err ? reject(err) : resolve(m),
             ),
-          ).catch((e: LibrdKafkaError) => {
-            if (e.code !== ERR_TOPIC_ALREADY_EXISTS) throw e;
-          });
-        } finally {
-          admin.disconnect();
-        }
-        // Wait for every partition to have a leader.
-        const deadline = Date.now() + 30_000;
-        for (;;) {
-          const t = (await metadata()).topics.find((x) => x.name === this.changelog);
-          if (t && t.partitions.length === count && t.partitions.every((p) => p.leader >= 0)) break;
-          if (Date.now() > deadline) throw new Error(`${this.changelog} has no leaders after 30 s`);
-          await sleep(200);
-        }
-      } else if (existing !== count) {
-        throw new Error(`${this.changelog} has ${existing} partitions but the inputs have ${count}`);
-      }
+          ),
+      );
     } finally {
       await withTimeout(
         call((cb) => client.disconnect(cb)),
@@ -780,5 +630,43 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
         'closing the admin client',
       ).catch(() => undefined);
     }
+  }
+
+  protected partitionCounts(topics: readonly string[]): Promise<Map<string, number>> {
+    return this.withMetadataClient(async (metadata) => {
+      const wanted = new Set(topics);
+      const meta = await metadata();
+      return new Map(meta.topics.filter((t) => wanted.has(t.name)).map((t) => [t.name, t.partitions.length]));
+    });
+  }
+
+  protected async createCompactedTopic(
+    topic: string,
+    partitions: number,
+    config: Record<string, string>,
+  ): Promise<void> {
+    const admin = AdminClient.create({
+      ...this.base,
+      'client.id': `${String(this.base['client.id'])}-admin`,
+    });
+    try {
+      await call((cb) =>
+        admin.createTopic({ topic, num_partitions: partitions, replication_factor: 1, config }, 30_000, cb),
+      ).catch((e: LibrdKafkaError) => {
+        if (e.code !== ERR_TOPIC_ALREADY_EXISTS) throw e;
+      });
+    } finally {
+      admin.disconnect();
+    }
+    // Wait for every partition to have a leader.
+    await this.withMetadataClient(async (metadata) => {
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const t = (await metadata()).topics.find((x) => x.name === topic);
+        if (t && t.partitions.length === partitions && t.partitions.every((p) => p.leader >= 0)) return;
+        if (Date.now() > deadline) throw new Error(`${topic} has no leaders after 30 s`);
+        await sleep(200);
+      }
+    });
   }
 }

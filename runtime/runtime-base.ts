@@ -1,22 +1,142 @@
 /**
- * What the two Kafka transports (kafka-runtime.ts on kafkajs, rdkafka-runtime.ts on node-rdkafka)
- * share: the tasks and their handles, the timer loop (ticks, commits, gauges), concurrent
- * commits, crash-only restarts, health, and the processor's clock. A transport supplies the
- * consumer and producers: how the engine starts and stops, how one task commits, and how a
- * partition is paused when its task stops on a broken invariant.
+ * The engine, once for both Kafka transports (kafka-runtime.ts on kafkajs, rdkafka-runtime.ts on
+ * node-rdkafka), as Kafka Streams keeps one engine behind its KafkaClientSupplier:
+ *
+ * - tasks: partition p of every (co-partitioned) input topic is task p, with its state, timers,
+ *   transactional producer and a PartitionGroup that buffers fetched records and hands them
+ *   over in time order (runtime/partition-group.ts, `--max-task-idle-ms`);
+ * - assignment, revocation and restore: fence the task's transactional id, read its changelog
+ *   partition to the end, position the consumer where the restored state ends;
+ * - the hot path: decode (waiting out a registry outage), merge, process, commit early when a
+ *   task holds too much, pause fetching a partition whose buffer is full;
+ * - commits: one transaction per task with its outputs, dead letters, changelog entries and
+ *   input offsets, in one wire layout (recordsOf);
+ * - topic checks, the timer loop (ticks, commits, gauges), crash-only restarts, health, and the
+ *   processor's clock.
+ *
+ * A transport is a thin adapter: it runs the consumer and hands fetched records, assignments and
+ * revocations to the engine; it pauses, resumes and positions partitions; it opens a task's
+ * producer (whose commit is one transaction); it reads a changelog and a partition's end
+ * offsets; it answers partition counts and creates the changelog topic.
  */
-import { InvariantViolation } from '../processors/api';
-import type { RuntimeOptions } from './kafka-runtime';
-import { Mutex, sleep } from './mutex';
-import type { Decoded, Flush, SourceRecord, Task } from './task';
+import type { KafkaConfig } from 'kafkajs';
+import { InvariantViolation, type Processor } from '../processors/api';
+import { Backoff, sleepUnless } from './backoff';
+import { eventTime } from './event-time';
+import type { RuntimeMetrics } from './metrics';
+import { Mutex } from './mutex';
+import { PartitionGroup, type Stamped } from './partition-group';
+import {
+  OutputEncodingError,
+  Task,
+  type Decoded,
+  type Flush,
+  type Rejected,
+  type SourceRecord,
+} from './task';
+
+export type Guarantee = 'exactly_once' | 'at_least_once';
+
+export interface RuntimeCodec {
+  /** May return a promise when the writer schema is not cached yet. Throws a transient error on a registry outage. */
+  decode(src: SourceRecord): Decoded | Promise<Decoded>;
+  encode(topic: string, value: unknown): Buffer;
+  /** A failure that is not the record's fault (registry down): retried, never dead-lettered. */
+  isTransient(err: unknown): boolean;
+}
+
+export interface DeadLetterSink {
+  topic: string;
+  /** The DLQ record's value for a rejected source record, encoded. */
+  encode(rejected: Rejected, now: number): Buffer;
+}
+
+export interface Logger {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export interface RuntimeOptions<S> {
+  processor: Processor<S>;
+  kafka: KafkaConfig;
+  /** Consumer group; also the prefix of transactional ids and the changelog topic. */
+  applicationId: string;
+  /**
+   * Prepended to every contract topic name on the wire (default ''). Processors speak contract
+   * names; a prefix gives tests, simulations and tenants their own topics.
+   */
+  topicPrefix?: string;
+  codec: RuntimeCodec;
+  deadLetters: DeadLetterSink;
+  /** The wall clock: commits, metrics, idle waits, and `now` for processors unless streamTime is set. */
+  clock: () => number;
+  /**
+   * Processors' `now` is the task's stream time (the highest event time it processed) instead of
+   * the wall clock; timers fire as stream time passes them (--clock=stream).
+   */
+  streamTime?: boolean;
+  guarantee: Guarantee;
+  commitIntervalMs: number;
+  /** How often the wall clock fires due timers. */
+  tickIntervalMs: number;
+  /** Commit early when a task holds this many pending effects. */
+  maxPendingPerTask: number;
+  /** max.task.idle.ms (runtime/partition-group.ts): 0 by default, a positive wait, or -1. */
+  maxTaskIdleMs?: number;
+  /** Records buffered per input partition before its fetching pauses (default 2000). */
+  maxBufferedPerPartition?: number;
+  sessionTimeoutMs: number;
+  /** Consumer fetch bounds (tests use tiny ones to prove fetch sizes change nothing). */
+  maxBytesPerPartition?: number;
+  metrics: RuntimeMetrics;
+  log: Logger;
+}
+
+/** A record as a transport hands it to Kafka: every output of task p goes to partition p. */
+export interface OutgoingRecord {
+  topic: string;
+  partition: number;
+  key: Buffer | null;
+  value: Buffer | null;
+  /** Kafka timestamp (ms); the producer's clock when absent. */
+  timestamp?: number;
+}
+
+export interface PartitionOffset {
+  /** Physical topic name. */
+  topic: string;
+  partition: number;
+  offset: number;
+}
+
+/** A task's producer: its transactional id is `<applicationId>-<partition>`; opening it fences earlier owners. */
+export interface TaskProducer {
+  /**
+   * exactly_once: the records and the group offsets in one transaction, committed or aborted
+   * (then it throws). at_least_once: the records, acknowledged, then the offsets.
+   */
+  commit(records: readonly OutgoingRecord[], offsets: readonly PartitionOffset[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A fetched record, decoded, waiting in its task's PartitionGroup. */
+export interface Buffered extends Stamped {
+  readonly src: SourceRecord;
+  readonly decoded: Decoded;
+  /** Wall time it was fetched (holdback_fetch_to_commit_seconds). */
+  readonly fetchedAt: number;
+}
 
 /** One task and what a transport keeps beside it. */
 export interface TaskHandleBase<S> {
   readonly partition: number;
   readonly task: Task<S>;
+  readonly group: PartitionGroup<Buffered>;
+  producer: TaskProducer | undefined;
   isReady: boolean;
   lastCommitAt: number;
-  /** Highest record timestamp processed (for --clock=stream); 0 before the first record. */
+  /** Highest event time processed (for --clock=stream); 0 before the first record. */
   streamTime: number;
   /** Wall time the oldest record not yet committed was fetched (holdback_fetch_to_commit_seconds). */
   oldestFetchedAt: number | undefined;
@@ -26,6 +146,54 @@ export interface TaskHandleBase<S> {
 export function changelogTopic(applicationId: string): string {
   return `${applicationId}-state-changelog`;
 }
+
+/**
+ * The wire layout of one commit of task `partition`: outputs, dead letters and changelog
+ * entries, all to the task's own partition number. Outputs are co-partitioned with the inputs by
+ * merchant, whatever their key: holdback.loans.v1 is keyed by loan_id, but a loan never changes
+ * merchant, so compaction still sees each key in one partition, and a downstream processor
+ * (eligibility) reads a merchant's loan states beside its sales. State of task p lives in
+ * changelog partition p, whatever its key hashes to.
+ */
+export function recordsOf(
+  flush: Flush,
+  partition: number,
+  now: number,
+  o: {
+    codec: RuntimeCodec;
+    deadLetters: DeadLetterSink;
+    physical: (topic: string) => string;
+    changelog: string;
+  },
+): OutgoingRecord[] {
+  const out: OutgoingRecord[] = [];
+  flush.outputs.forEach((r, i) => {
+    out.push({
+      topic: o.physical(r.topic),
+      partition,
+      key: Buffer.from(r.key, 'utf8'),
+      value: flush.encoded[i] ?? o.codec.encode(r.topic, r.value),
+      timestamp: flush.outputTimestamps[i],
+    });
+  });
+  for (const r of flush.rejected) {
+    out.push({
+      topic: o.physical(o.deadLetters.topic),
+      partition,
+      key: r.source.key,
+      value: o.deadLetters.encode(r, now),
+    });
+  }
+  for (const c of flush.changelog) {
+    out.push({ topic: o.changelog, partition, key: Buffer.from(c.key, 'utf8'), value: c.value });
+  }
+  return out;
+}
+
+/** Thrown out of a wait when the engine stops or restarts: the record in hand is not processed. */
+class Interrupted extends Error {}
+
+const DEFAULT_MAX_BUFFERED = 2000;
 
 export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
   protected readonly lock = new Mutex();
@@ -42,6 +210,9 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
   protected lastError: string | undefined;
   /** Consumer lag per `<topic>/<partition>`, as last seen. */
   protected readonly lag = new Map<string, number>();
+  /** The highest end offset (high watermark or probed end) seen per physical `<topic>/<partition>`. */
+  private readonly ends = new Map<string, number>();
+  private restoreSeq = 0;
 
   protected abstract readonly transport: string;
 
@@ -49,15 +220,38 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
 
   // ---- what a transport provides ----
 
-  protected abstract ensureChangelogTopic(): Promise<void>;
+  /** Creates the consumer, subscribes it and starts fetching; assignments arrive later. */
   protected abstract startEngine(): Promise<void>;
+  /** Closes the consumer (then the engine closes the tasks, see closeTasks). */
   protected abstract stopEngine(): Promise<void>;
-  /** Commits the task's pending effects in one transaction (or, at least once, sends them). */
-  protected abstract commit(h: H): Promise<void>;
-  /** Pauses the task's partitions; called after `h.stoppedBy` is set. */
-  protected abstract pausePartition(h: H): void;
   /** Whether a consumer is running now. */
   protected abstract engineRunning(): boolean;
+  /** Opens task `partition`'s producer; for exactly_once, initialising its transactional id fences earlier owners. */
+  protected abstract openProducer(partition: number): Promise<TaskProducer>;
+  /** Reads changelog partitions from the start to their end (read_committed); returns how many records. */
+  protected abstract readChangelog(
+    partitions: readonly number[],
+    groupId: string,
+    onRecord: (partition: number, key: string, value: Buffer | null) => void,
+  ): Promise<number>;
+  /** A partition's read_committed end offset and its start (the log start offset), from the broker. */
+  protected abstract endOffsets(
+    physicalTopic: string,
+    partition: number,
+  ): Promise<{ start: number; end: number }>;
+  /** The consumer's own position, where the client tracks it past transaction markers (undefined: not known). */
+  protected fetchedPosition(_physicalTopic: string, _partition: number): number | undefined {
+    return undefined;
+  }
+  protected abstract pauseFetch(physicalTopics: readonly string[], partition: number): void;
+  protected abstract resumeFetch(physicalTopics: readonly string[], partition: number): void;
+  /** Partition counts of existing topics (absent: the topic does not exist). */
+  protected abstract partitionCounts(topics: readonly string[]): Promise<Map<string, number>>;
+  protected abstract createCompactedTopic(
+    topic: string,
+    partitions: number,
+    config: Record<string, string>,
+  ): Promise<void>;
   /** Whether the task may tick and commit now (the transport may hold it, e.g. between a revoke and an assign). */
   protected active(h: H): boolean {
     return h.isReady && !h.stoppedBy;
@@ -93,7 +287,7 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
   }
 
   async start(): Promise<void> {
-    await this.ensureChangelogTopic();
+    await this.ensureTopics();
     await this.startEngine();
     this.timer = setInterval(
       () => void this.onTimer(),
@@ -101,19 +295,31 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
     );
   }
 
-  /** Graceful: commit what is pending, leave the group, close producers. */
-  async stop(): Promise<void> {
+  /**
+   * Graceful: commit what is pending, leave the group, close producers. False when a final
+   * commit failed: that work is redone by the next owner, but the stop was not clean.
+   */
+  async stop(): Promise<boolean> {
     this.stopping = true;
     if (this.timer) clearInterval(this.timer);
+    let clean = true;
     await this.lock.run(async () => {
       for (const h of this.tasks.values()) {
         if (!this.active(h)) continue;
-        await this.commit(h).catch((e) =>
-          this.o.log.warn('final commit failed', { error: this.describeError(e) }),
-        );
+        try {
+          await this.commit(h);
+        } catch (e) {
+          clean = false;
+          this.o.log.error('final commit failed; the next owner redoes the uncommitted work', {
+            partition: h.partition,
+            error: this.describeError(e),
+          });
+        }
       }
     });
     await this.stopEngine();
+    await this.closeTasks();
+    return clean;
   }
 
   health(): { ok: boolean; detail: Record<string, unknown> } {
@@ -130,6 +336,7 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
           partition: h.partition,
           ready: h.isReady,
           keys: h.task.size,
+          buffered: h.group.size,
           lastCommitAt: h.lastCommitAt,
           stoppedBy: h.stoppedBy,
         })),
@@ -145,6 +352,278 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
     let n = 0;
     for (const v of this.lag.values()) n += v;
     return n;
+  }
+
+  // ---- topics ----
+
+  /**
+   * Inputs, outputs and the DLQ must exist with one partition count: a task writes its outputs
+   * to its own partition number (co-partitioned by merchant). The changelog is created with it.
+   */
+  protected async ensureTopics(): Promise<void> {
+    const topics = [
+      ...new Set([
+        ...this.inputTopics(),
+        ...this.o.processor.outputs.map((t) => this.physical(t)),
+        this.physical(this.o.deadLetters.topic),
+      ]),
+    ];
+    const counts = await this.partitionCounts([...topics, this.changelog]);
+    const first = topics[0]!;
+    const count = counts.get(first);
+    if (count === undefined) throw new Error(`topic ${first} does not exist (holdback stack up creates it)`);
+    for (const t of topics) {
+      const n = counts.get(t);
+      if (n === undefined) throw new Error(`topic ${t} does not exist (holdback stack up creates it)`);
+      if (n !== count) {
+        throw new Error(
+          `${t} has ${n} partitions but ${first} has ${count}: inputs and outputs must be ` +
+            'co-partitioned (create them with one partition count, as `holdback stack up` does)',
+        );
+      }
+    }
+    const existing = counts.get(this.changelog);
+    if (existing === undefined) {
+      await this.createCompactedTopic(this.changelog, count, {
+        'cleanup.policy': 'compact',
+        'min.compaction.lag.ms': '0',
+        'segment.ms': '600000',
+      });
+    } else if (existing !== count) {
+      throw new Error(`${this.changelog} has ${existing} partitions but the inputs have ${count}`);
+    }
+  }
+
+  // ---- tasks: assignment, revocation, restore ----
+
+  /** A task for `partition`, not yet open: no producer, no state. */
+  protected taskBase(partition: number): TaskHandleBase<S> {
+    return {
+      partition,
+      task: new Task(this.o.processor, partition, (out) => this.o.codec.encode(out.topic, out.value)),
+      group: new PartitionGroup<Buffered>({
+        topics: this.o.processor.inputs,
+        maxTaskIdleMs: this.o.maxTaskIdleMs ?? 0,
+        maxBuffered: this.o.maxBufferedPerPartition ?? DEFAULT_MAX_BUFFERED,
+      }),
+      producer: undefined,
+      isReady: false,
+      lastCommitAt: this.o.clock(),
+      streamTime: 0,
+      oldestFetchedAt: undefined,
+    };
+  }
+
+  /**
+   * Opens tasks: 1. their producers (fencing earlier owners: initialising a transactional id
+   * aborts or completes their open transaction), 2. their state and offsets from the changelog,
+   * which no one else can write to now. The consumer is positioned from `restoredOffsets`.
+   */
+  protected async openTasks(handles: readonly H[]): Promise<void> {
+    const t0 = Date.now();
+    try {
+      await Promise.all(handles.map(async (h) => (h.producer = await this.openProducer(h.partition))));
+      const byPartition = new Map(handles.map((h) => [h.partition, h]));
+      const restored = await this.readChangelog(
+        [...byPartition.keys()],
+        `${this.o.applicationId}-restore-${process.pid}-${++this.restoreSeq}`,
+        (partition, key, value) => byPartition.get(partition)?.task.restore(key, value),
+      );
+      for (const h of handles) this.resetGroup(h);
+      this.o.metrics.restoredKeys.inc({ processor: this.name }, restored);
+      this.o.metrics.restoreSeconds.observe({ processor: this.name }, (Date.now() - t0) / 1000);
+      this.o.log.info('tasks ready', {
+        partitions: handles.map((h) => h.partition),
+        restoredEntries: restored,
+        ms: Date.now() - t0,
+      });
+    } catch (e) {
+      await Promise.all(handles.map((h) => this.closeProducer(h)));
+      throw e;
+    }
+  }
+
+  /** Empties the task's buffers: its consumer (re)starts at what the task processed. */
+  protected resetGroup(h: TaskHandleBase<S>): void {
+    h.group.clear();
+    for (const topic of this.o.processor.inputs) {
+      const next = h.task.nextOffset(topic);
+      if (next !== undefined) h.group.setFetched(topic, next);
+    }
+  }
+
+  /** Where task `h`'s consumer starts on each input: the restored offsets (undefined: the group's, else the earliest). */
+  protected restoredOffsets(h: H): Array<{ topic: string; partition: number; offset: number | undefined }> {
+    return this.o.processor.inputs.map((topic) => ({
+      topic: this.physical(topic),
+      partition: h.partition,
+      offset: h.task.nextOffset(topic),
+    }));
+  }
+
+  /** Revocation: the task goes with its buffers and uncommitted work (the new owner redoes it). */
+  protected async dropTask(partition: number): Promise<void> {
+    const h = this.tasks.get(partition);
+    if (!h) return;
+    this.tasks.delete(partition);
+    h.group.clear();
+    await this.closeProducer(h);
+    for (const t of this.inputTopics()) {
+      this.lag.delete(`${t}/${partition}`);
+      this.ends.delete(`${t}/${partition}`);
+      // The new owner reports this partition's lag now; a stale series here would add to it.
+      this.o.metrics.consumerLag.remove({
+        processor: this.name,
+        topic: t.slice(this.prefix.length),
+        partition: String(partition),
+      });
+    }
+  }
+
+  protected async closeProducer(h: TaskHandleBase<S>): Promise<void> {
+    const p = h.producer;
+    h.producer = undefined;
+    await p?.close().catch(() => undefined);
+  }
+
+  /** Closes every task's producer and forgets the tasks (after the consumer is closed). */
+  protected async closeTasks(): Promise<void> {
+    await this.lock.run(async () => {
+      await Promise.all([...this.tasks.values()].map((h) => this.closeProducer(h)));
+      for (const h of this.tasks.values()) h.group.clear();
+      this.tasks.clear();
+      this.lag.clear();
+      this.ends.clear();
+    });
+  }
+
+  // ---- the hot path ----
+
+  /**
+   * Buffers records fetched for one input partition of task `h`, decoded (a registry outage is
+   * waited out), and pauses the partition when its buffer is full. `fetchedTo` is the consumer's
+   * position after the fetch when the client tells it (past transaction markers).
+   */
+  protected async buffer(
+    h: H,
+    topic: string,
+    records: readonly SourceRecord[],
+    fetchedTo?: number,
+    heartbeat?: () => Promise<void>,
+  ): Promise<void> {
+    const generation = this.generation;
+    const fetchedAt = this.o.clock();
+    const items: Buffered[] = [];
+    for (const src of records) {
+      if (h.task.isDuplicate(src)) continue;
+      const decoded = await this.decodeWithRetry(src, generation, heartbeat);
+      items.push({
+        src,
+        decoded,
+        offset: src.offset,
+        fetchedAt,
+        time: decoded.ok ? eventTime(decoded.record) : Number.NEGATIVE_INFINITY,
+      });
+    }
+    h.group.add(topic, items, fetchedAt, fetchedTo);
+    const full = h.group.toPause();
+    if (full.length > 0)
+      this.pauseFetch(
+        full.map((t) => this.physical(t)),
+        h.partition,
+      );
+  }
+
+  /**
+   * Processes task `h`'s buffered records in time order while its PartitionGroup says the next
+   * one is known to be next (asking the broker for an empty partition's end where needed).
+   * Commits early when the task holds maxPendingPerTask effects. Called under the lock.
+   */
+  protected async pump(h: H, heartbeat?: () => Promise<void>): Promise<void> {
+    const generation = this.generation;
+    const t0 = process.hrtime.bigint();
+    const counts = new Map<string, number>();
+    let n = 0;
+    let counted = false;
+    while (generation === this.generation && !this.stopping && this.active(h)) {
+      const r = h.group.readiness(this.o.clock());
+      if (r.kind === 'probe') {
+        if (await this.probe(h, r.topics)) continue;
+        break;
+      }
+      if (r.kind === 'fetch') {
+        // A client that tracks its position past transaction markers may have moved past the end.
+        if (this.refreshFetched(h, r.topics)) continue;
+        break;
+      }
+      if (r.kind !== 'ready') break;
+      if (r.without.length > 0 && !counted) {
+        counted = true;
+        for (const t of r.without) this.o.metrics.enforcedProcessing.inc({ processor: this.name, topic: t });
+      }
+      const b = h.group.next()!;
+      try {
+        h.task.accept(b.src, b.decoded, this.processorNow(h, b.time));
+      } catch (e) {
+        if (!(e instanceof InvariantViolation)) throw e;
+        // A bad output: what came before it is still good, so commit that first.
+        if (e instanceof OutputEncodingError) await this.commitOrRestart(h);
+        this.stopTask(h, e, b.src);
+        return;
+      }
+      h.oldestFetchedAt ??= b.fetchedAt;
+      counts.set(b.src.topic, (counts.get(b.src.topic) ?? 0) + 1);
+      n++;
+      if (h.task.pendingCount >= this.o.maxPendingPerTask && !(await this.commitOrRestart(h))) return;
+      if ((n & 1023) === 0) await heartbeat?.().catch(() => undefined);
+    }
+    if (generation !== this.generation) return;
+    this.reportLag(h);
+    if (!h.stoppedBy) {
+      const resume = h.group.toResume();
+      if (resume.length > 0)
+        this.resumeFetch(
+          resume.map((t) => this.physical(t)),
+          h.partition,
+        );
+    }
+    if (n === 0) return;
+    for (const [topic, k] of counts) this.o.metrics.recordsIn.inc({ processor: this.name, topic }, k);
+    this.o.metrics.batchSeconds.observe({ processor: this.name }, Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+
+  /** Asks the broker where empty partitions end; false when it could not be asked (retried by the timer). */
+  private async probe(h: H, topics: readonly string[]): Promise<boolean> {
+    for (const topic of topics) {
+      const at = this.o.clock();
+      try {
+        const { start, end } = await this.endOffsets(this.physical(topic), h.partition);
+        h.group.setEnd(topic, end, at, start);
+        this.noteEnd(this.physical(topic), h.partition, end);
+        this.refreshFetched(h, [topic]);
+      } catch (e) {
+        this.lastError = `end offsets of ${topic}/${h.partition}: ${this.describeError(e)}`;
+        this.o.log.warn('could not read a partition end; the task waits and retries', {
+          topic,
+          partition: h.partition,
+          error: this.describeError(e),
+        });
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private refreshFetched(h: H, topics: readonly string[]): boolean {
+    let moved = false;
+    for (const topic of topics) {
+      const pos = this.fetchedPosition(this.physical(topic), h.partition);
+      if (pos === undefined) continue;
+      const before = h.group.fetchedOf(topic);
+      h.group.setFetched(topic, pos);
+      if (h.group.fetchedOf(topic) !== before) moved = true;
+    }
+    return moved;
   }
 
   /**
@@ -166,10 +645,11 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
     this.o.metrics.restarts.inc({ processor: this.name, reason: reason.split(':')[0]!.slice(0, 40) });
     this.o.log.warn('restarting the engine; state will be restored from the changelog', { reason });
     try {
-      let backoff = 500;
+      const backoff = new Backoff(500, 15_000);
       while (!this.stopping) {
         this.restartAgain = false;
         await this.stopEngine();
+        await this.closeTasks();
         try {
           await this.startEngine();
           if (!this.restartAgain) return;
@@ -180,39 +660,52 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
           this.lastError = `restart failed: ${this.describeError(e)}`;
           this.o.log.warn('engine restart failed; retrying', {
             error: this.describeError(e),
-            backoffMs: backoff,
+            backoffMs: backoff.peek(),
           });
         }
-        await sleep(backoff);
-        backoff = Math.min(backoff * 2, 15_000);
+        await sleepUnless(backoff.next(), () => this.stopping);
       }
     } finally {
       this.restarting = false;
     }
   }
 
-  /** A broken invariant: stop this partition loudly, never skip money. Its uncommitted work is discarded. */
-  protected stopTask(h: H, e: InvariantViolation): void {
+  /**
+   * A broken invariant: stop this partition loudly, never skip money. Its uncommitted work is
+   * discarded; the record that stopped it is named (topic, partition, offset) in the log.
+   */
+  protected stopTask(h: H, e: InvariantViolation, at?: SourceRecord): void {
     h.stoppedBy = e.message;
     this.lastError = `partition ${h.partition} stopped: ${e.message}`;
     this.o.metrics.stoppedPartitions.set(
       { processor: this.name },
       [...this.tasks.values()].filter((x) => x.stoppedBy).length,
     );
-    this.o.log.error('broken invariant: partition stopped; fix and restart the processor', {
+    this.o.metrics.partitionStops.inc({
+      processor: this.name,
+      reason: e instanceof OutputEncodingError ? 'output_encoding' : 'invariant',
+    });
+    this.o.log.error('partition stopped: fix the cause and restart the processor', {
       partition: h.partition,
       error: e.message,
+      ...(at && { topic: at.topic, offset: at.offset }),
     });
-    this.pausePartition(h);
+    h.group.clear();
+    this.pauseFetch(this.inputTopics(), h.partition);
   }
 
   /**
    * Decodes a record, waiting out a schema-registry outage with backoff: an unreachable registry
-   * is transient, never a reason to dead-letter. `heartbeat` keeps the group membership alive
+   * is transient, never a reason to dead-letter. The wait ends when the engine stops or
+   * restarts (the record is then not processed). `heartbeat` keeps the group membership alive
    * where the client needs it (kafkajs; librdkafka heartbeats on its own thread).
    */
-  protected async decodeWithRetry(src: SourceRecord, heartbeat?: () => Promise<void>): Promise<Decoded> {
-    let backoff = 200;
+  private async decodeWithRetry(
+    src: SourceRecord,
+    generation: number,
+    heartbeat?: () => Promise<void>,
+  ): Promise<Decoded> {
+    const backoff = new Backoff(200, 10_000);
     for (;;) {
       try {
         return await this.o.codec.decode(src);
@@ -221,23 +714,50 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
         this.o.metrics.registryRetries.inc({ processor: this.name });
         this.lastError = `registry unavailable: ${String(e)}`;
         this.o.log.warn('schema registry unavailable; retrying (nothing goes to the DLQ)', {
-          backoffMs: backoff,
+          backoffMs: backoff.peek(),
         });
-        await sleep(backoff);
+        const gone = () => this.stopping || generation !== this.generation;
+        await sleepUnless(backoff.next(), gone);
+        if (gone()) throw new Interrupted('stopped while waiting for the schema registry');
         await heartbeat?.().catch(() => undefined);
-        backoff = Math.min(backoff * 2, 10_000);
       }
     }
   }
 
-  /** What a committed task transaction says, for the metrics; the task's fetch clock starts over. */
-  protected recordCommit(
-    h: H,
-    t0: bigint,
-    end: number,
-    flush: Flush,
-    outputsByTopic: ReadonlyMap<string, number>,
-  ): void {
+  /** Whether an error only says the engine stopped or restarted while a record was in hand. */
+  protected isInterrupted(e: unknown): boolean {
+    return e instanceof Interrupted;
+  }
+
+  // ---- commits ----
+
+  /** Commits the task's pending effects in one transaction (or, at least once, sends them). */
+  protected async commit(h: H): Promise<void> {
+    const now = this.o.clock();
+    if (!h.task.hasPending()) {
+      h.lastCommitAt = now;
+      return;
+    }
+    const producer = h.producer;
+    if (!producer) throw new Error(`task ${h.partition} has no producer`);
+    const flush = h.task.drain();
+    const records = this.recordsOf(flush, h.partition, now);
+    const offsets = [...flush.offsets].map(([topic, offset]) => ({
+      topic: this.physical(topic),
+      partition: h.partition,
+      offset,
+    }));
+    const t0 = process.hrtime.bigint();
+    await producer.commit(records, offsets);
+    const end = this.o.clock();
+    h.lastCommitAt = end;
+    this.progressAt = end;
+    const outputsByTopic = new Map<string, number>();
+    for (const r of records) {
+      if (r.topic === this.changelog) continue;
+      const topic = r.topic.slice(this.prefix.length);
+      outputsByTopic.set(topic, (outputsByTopic.get(topic) ?? 0) + 1);
+    }
     this.o.metrics.recordCommit(this.name, {
       seconds: Number(process.hrtime.bigint() - t0) / 1e9,
       end,
@@ -246,6 +766,36 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
       outputsByTopic,
     });
     h.oldestFetchedAt = undefined;
+  }
+
+  protected recordsOf(flush: Flush, partition: number, now: number): OutgoingRecord[] {
+    return recordsOf(flush, partition, now, {
+      codec: this.o.codec,
+      deadLetters: this.o.deadLetters,
+      physical: (t) => this.physical(t),
+      changelog: this.changelog,
+    });
+  }
+
+  /** A partition end the client saw (a fetch response's high watermark): lag is measured against it. */
+  protected noteEnd(physicalTopic: string, partition: number, end: number): void {
+    const key = `${physicalTopic}/${partition}`;
+    if (end > (this.ends.get(key) ?? -1)) this.ends.set(key, end);
+  }
+
+  /**
+   * The task's lag per input partition: from what it processed (or, when nothing of the
+   * partition is buffered, what the consumer has read, past any transaction marker) to the end.
+   */
+  protected reportLag(h: H): void {
+    for (const topic of this.o.processor.inputs) {
+      const physical = this.physical(topic);
+      const end = this.ends.get(`${physical}/${h.partition}`);
+      if (end === undefined) continue;
+      const next = h.task.nextOffset(topic) ?? 0;
+      const read = h.group.sizeOf(topic) === 0 ? Math.max(next, h.group.fetchedOf(topic) ?? 0) : next;
+      this.recordLag(physical, h.partition, Math.max(0, end - read));
+    }
   }
 
   /** The consumer lag of one input partition, for health and the gauge. */
@@ -258,9 +808,9 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
   }
 
   /** `now` for a processor step: the wall clock, or the task's stream time moved by this record. */
-  protected processorNow(h: H, recordTimestamp: number): number {
+  protected processorNow(h: H, eventTimeMs: number): number {
     if (!this.o.streamTime) return this.o.clock();
-    if (recordTimestamp > h.streamTime) h.streamTime = recordTimestamp;
+    if (eventTimeMs > h.streamTime) h.streamTime = eventTimeMs;
     return h.streamTime;
   }
 
@@ -292,12 +842,22 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
     }
   }
 
-  /** Ticks due timers (wall or stream time), commits what is due, refreshes the gauges. */
+  /** Pumps waiting tasks (idle waits, probes), ticks due timers (wall or stream time), commits what is due, refreshes the gauges. */
   protected async onTimer(): Promise<void> {
     if (this.stopping || this.restarting) return;
     const generation = this.generation;
     await this.lock.run(async () => {
       if (generation !== this.generation || !this.engineRunning()) return;
+      try {
+        for (const h of this.tasks.values()) {
+          if (this.active(h) && h.group.size > 0) await this.pump(h);
+        }
+      } catch (e) {
+        if (this.isInterrupted(e)) return;
+        void this.restartEngine(`processing failed: ${this.describeError(e)}`);
+        return;
+      }
+      if (generation !== this.generation) return;
       const now = this.o.clock();
       const tick = now - this.lastTickAt >= this.o.tickIntervalMs;
       if (tick) this.lastTickAt = now;
@@ -305,6 +865,7 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
       for (const h of this.tasks.values()) {
         if (!h.isReady || h.stoppedBy) continue;
         keys += h.task.size;
+        this.reportLag(h);
         if (!tick || !this.active(h)) continue;
         try {
           // Stream time: nothing is due before the task has seen a record.

@@ -49,6 +49,8 @@ export interface Flush {
    * time sees the upstream's time, not the moment of producing.
    */
   readonly outputTimestamps: readonly number[];
+  /** outputs[i] encoded (the Task's encoder), when the task has one. */
+  readonly encoded: readonly Buffer[];
   readonly rejected: readonly Rejected[];
   /** Changed keys and their encoded state (null: deleted), plus the offsets entry. */
   readonly changelog: ReadonlyArray<{ key: string; value: Buffer | null }>;
@@ -60,6 +62,28 @@ export interface Flush {
 
 export type AcceptResult = 'processed' | 'rejected' | 'skipped';
 
+/** Turns an output into its bytes on the wire; throws when the output does not fit its schema. */
+export type OutputEncoder = (output: OutputRecord) => Buffer;
+
+/**
+ * A step's output could not be encoded: a processor produced a record its schema refuses. The
+ * step's effects were not applied and its input offset did not move, so everything before it can
+ * still be committed; the runtime then stops the partition at this record.
+ */
+export class OutputEncodingError extends InvariantViolation {
+  constructor(
+    readonly source: SourceRecord,
+    readonly output: OutputRecord,
+    cause: unknown,
+  ) {
+    super(
+      `${output.topic} output of ${source.topic}/${source.partition}@${source.offset} does not encode: ${
+        cause instanceof Error ? cause.message : String(cause)
+      }`,
+    );
+  }
+}
+
 export class Task<S> {
   private readonly state = new Map<string, S>();
   private readonly timers = new TimerQueue();
@@ -67,6 +91,7 @@ export class Task<S> {
   private outputs: OutputRecord[] = [];
   /** The `now` of the step that produced each output: its Kafka timestamp. */
   private outputTimes: number[] = [];
+  private encoded: Buffer[] = [];
   private rejected: Rejected[] = [];
   private dirty = new Set<string>();
   private offsetsMoved = false;
@@ -82,6 +107,8 @@ export class Task<S> {
   constructor(
     readonly processor: Processor<S>,
     readonly partition: number,
+    /** Encode outputs as they are produced, so a bad one stops its step, not a whole commit. */
+    private readonly encodeOutput?: OutputEncoder,
   ) {}
 
   // ---- restore (from the changelog, before any record is accepted) ----
@@ -179,8 +206,8 @@ export class Task<S> {
       );
     }
     if (this.isDuplicate(src)) return 'skipped';
-    this.advance(src);
     if (!decoded.ok) {
+      this.advance(src);
       this.rejected.push({ source: src, reasonCode: decoded.reasonCode, detail: decoded.detail });
       return 'rejected';
     }
@@ -193,6 +220,7 @@ export class Task<S> {
           `${this.processor.name} rejected a record but changed state or emitted outputs`,
         );
       }
+      this.advance(src);
       this.rejected.push({
         source: src,
         reasonCode: step.rejection.reasonCode,
@@ -200,8 +228,23 @@ export class Task<S> {
       });
       return 'rejected';
     }
-    this.apply(key, step, now);
+    // Encoded before anything is applied: a bad output leaves the task as it was before this record.
+    const encoded = this.encodeOutput ? this.encodeAll(src, step.outputs) : undefined;
+    this.advance(src);
+    this.apply(key, step, now, encoded);
     return 'processed';
+  }
+
+  private encodeAll(src: SourceRecord, outputs: readonly OutputRecord[]): Buffer[] {
+    const out: Buffer[] = [];
+    for (const o of outputs) {
+      try {
+        out.push(this.encodeOutput!(o));
+      } catch (e) {
+        throw new OutputEncodingError(src, o, e);
+      }
+    }
+    return out;
   }
 
   /** Calls `tick` for every key whose timer is due at `now`; returns how many keys ticked. */
@@ -217,7 +260,8 @@ export class Task<S> {
     const tick = this.processor.tick;
     const s = this.state.get(key);
     if (!tick || s === undefined) return false;
-    this.apply(key, tick.call(this.processor, s, key, { now }), now);
+    const step = tick.call(this.processor, s, key, { now });
+    this.apply(key, step, now, this.encodeOutput ? this.encodeTicked(key, step.outputs) : undefined);
     return true;
   }
 
@@ -238,7 +282,17 @@ export class Task<S> {
       this.oldestTimestamp = src.timestamp;
   }
 
-  private apply(key: string, step: StepResult<S>, now: number): void {
+  private encodeTicked(key: string, outputs: readonly OutputRecord[]): Buffer[] {
+    try {
+      return outputs.map((o) => this.encodeOutput!(o));
+    } catch (e) {
+      throw new InvariantViolation(
+        `a timer output of key ${key} does not encode: ${e instanceof Error ? e.message : String(e)}`,
+      );
+    }
+  }
+
+  private apply(key: string, step: StepResult<S>, now: number, encoded: Buffer[] | undefined): void {
     if (step.state === undefined) this.state.delete(key);
     else this.state.set(key, step.state);
     // Every processed key is written to the changelog: a processor that mutated its state in
@@ -250,6 +304,7 @@ export class Task<S> {
       this.outputs.push(o);
       this.outputTimes.push(now);
     }
+    if (encoded) for (const b of encoded) this.encoded.push(b);
   }
 
   // ---- commit ----
@@ -278,6 +333,7 @@ export class Task<S> {
     const flush: Flush = {
       outputs: this.outputs,
       outputTimestamps: this.outputTimes,
+      encoded: this.encoded,
       rejected: this.rejected,
       changelog,
       offsets: new Map(this.nextOffsets),
@@ -285,6 +341,7 @@ export class Task<S> {
     };
     this.outputs = [];
     this.outputTimes = [];
+    this.encoded = [];
     this.rejected = [];
     this.dirty = new Set();
     this.offsetsMoved = false;

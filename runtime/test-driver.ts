@@ -18,6 +18,15 @@
  * operation since (pipe, setTime, advanceTime, setClock, tick) runs again. A runtime with
  * exactly-once effects then ends with the state and committed outputs it would have had without
  * the crash.
+ *
+ * Interleaving (the runtime's merge). pipe() hands one record to its task at once, as if it was
+ * fetched alone. To test time order, enqueue() appends records to their topic-partitions without
+ * processing them (Kafka has them, the task has not fetched them), fetch() moves some of one
+ * partition into its task's PartitionGroup, the same class the Kafka runtime buffers fetches
+ * in, and run() processes what the group says comes next in time order, exactly as the runtime
+ * does (the driver knows every partition's end, so it answers the group's probes at once).
+ * restart() loses what was not committed, including the buffers, and the next fetch starts
+ * again where the restored offsets say, as a consumer after a crash does.
  */
 import {
   InvariantViolation,
@@ -29,6 +38,9 @@ import {
   type TopicWithRecord,
 } from '../processors/api';
 import type { TopicRecords } from '../schemas/topics';
+import { eventTime } from './event-time';
+import { PartitionGroup } from './partition-group';
+import type { Buffered } from './runtime-base';
 import { Task, type AcceptResult, type Decoded, type Rejected, type SourceRecord } from './task';
 
 export interface PipeOptions {
@@ -47,6 +59,8 @@ export interface DriverOptions {
    * variant encodes to Avro and decodes through connectors/codec, as the Kafka runtime does.
    */
   decode?: (topic: TopicWithRecord, key: string, value: unknown) => Decoded;
+  /** max.task.idle.ms for run(): 0 (default) or -1; a positive wait needs a wall clock the driver does not have. */
+  maxTaskIdleMs?: number;
   /** Encode and decode every new state before the task keeps it, as a restore would (default false). */
   roundTripState?: boolean;
   /** Fail when the processor changes the state it was given: its encoding before and after each call must match (default false). */
@@ -93,6 +107,11 @@ export class TestDriver<S> {
   private readonly stepLog: Array<DriverStep<S>> = [];
   private readonly autoCommit: boolean;
   private sinceCommit: Op[] = [];
+  /** Every enqueued record per topic-partition (the merged API's logs). */
+  private readonly logs = new Map<string, PipedRecord[]>();
+  private readonly groups = new Map<number, PartitionGroup<Buffered>>();
+  /** The next offset fetch() takes per topic-partition (absent: the task's restored offset). */
+  private readonly positions = new Map<string, number>();
   /** The clock's reading at the last commit (or restart): where a replay starts. */
   private committedAt: number;
   private partitionInUse = 0;
@@ -190,6 +209,8 @@ export class TestDriver<S> {
       this.tasks.delete(p);
       this.task(p);
     }
+    this.groups.clear();
+    this.positions.clear();
     const ops = this.sinceCommit;
     const lost = ops.flatMap((op) => (op.op === 'pipe' ? [op.record] : []));
     this.checkResumePoints(lost);
@@ -210,6 +231,130 @@ export class TestDriver<S> {
       else this.tickKey(op.key, op.partition);
     }
     return lost;
+  }
+
+  /** Appends a record to its topic-partition without processing it; returns its offset. */
+  enqueue<T extends TopicWithRecord>(topic: T, value: TopicRecords[T], o: PipeOptions = {}): number {
+    const key = o.key ?? String((value as { merchant_id?: string }).merchant_id ?? '');
+    const partition = o.partition ?? 0;
+    const tp = `${topic}/${partition}`;
+    const log = this.logEnds.get(tp) ?? { topic, partition, end: 0 };
+    this.logEnds.set(tp, { ...log, end: log.end + 1 });
+    const record: PipedRecord = {
+      topic,
+      partition,
+      offset: log.end,
+      key,
+      value,
+      timestamp: o.timestamp ?? this.nowMs,
+    };
+    let list = this.logs.get(tp);
+    if (!list) this.logs.set(tp, (list = []));
+    list.push(record);
+    return record.offset;
+  }
+
+  /** Moves up to `max` enqueued records of one topic-partition into its task's buffer (a fetch); returns how many. */
+  fetch(topic: TopicWithRecord, partition = 0, max = Number.POSITIVE_INFINITY): number {
+    const tp = `${topic}/${partition}`;
+    const task = this.task(partition);
+    const from = this.positions.get(tp) ?? task.nextOffset(topic) ?? 0;
+    const log = this.logs.get(tp) ?? [];
+    const items: Buffered[] = [];
+    for (const r of log) {
+      if (r.offset < from) continue;
+      if (items.length >= max) break;
+      const decoded = this.decode(r);
+      items.push({
+        src: this.sourceOf(r),
+        decoded,
+        offset: r.offset,
+        fetchedAt: this.nowMs,
+        time: decoded.ok ? eventTime(decoded.record) : Number.NEGATIVE_INFINITY,
+      });
+    }
+    const to = items.length > 0 ? items[items.length - 1]!.offset + 1 : from;
+    this.positions.set(tp, to);
+    this.group(partition).add(topic, items, this.nowMs, to);
+    return items.length;
+  }
+
+  /** Records enqueued but not yet fetched, over every topic-partition. */
+  get unfetched(): number {
+    let n = 0;
+    for (const [tp, log] of this.logs) {
+      const [topic, partition] = splitTopicPartition(tp);
+      const from = this.positions.get(tp) ?? this.tasks.get(partition)?.nextOffset(topic) ?? 0;
+      n += log.filter((r) => r.offset >= from).length;
+    }
+    return n;
+  }
+
+  /**
+   * Processes buffered records in time order while each task's PartitionGroup says the next is
+   * known to be next (a partition with unfetched records is waited for); commits unless
+   * autoCommit is off. Returns how many records were handed to the processor.
+   */
+  run(): number {
+    let n = 0;
+    for (const [partition, group] of this.groups) {
+      const task = this.task(partition);
+      for (;;) {
+        const r = group.readiness(this.nowMs);
+        if (r.kind === 'probe') {
+          for (const topic of r.topics) group.setEnd(topic, this.logEnd(topic, partition), this.nowMs, 0);
+          continue;
+        }
+        if (r.kind !== 'ready') break;
+        const b = group.next()!;
+        this.partitionInUse = partition;
+        task.accept(b.src, b.decoded, this.nowMs);
+        n++;
+      }
+    }
+    if (this.autoCommit) this.commit();
+    return n;
+  }
+
+  /**
+   * As a processor killed and started again while Kafka keeps every record: every effect since
+   * the last commit and every buffer is lost, tasks are restored from their changelogs, and the
+   * next fetch of each partition starts at its restored offset.
+   */
+  restart(): void {
+    for (const p of [...this.tasks.keys()]) {
+      this.tasks.delete(p);
+      this.task(p);
+    }
+    this.groups.clear();
+    this.positions.clear();
+    this.sinceCommit = [];
+    this.committedAt = this.nowMs;
+  }
+
+  private logEnd(topic: string, partition: number): number {
+    return this.logEnds.get(`${topic}/${partition}`)?.end ?? 0;
+  }
+
+  private group(partition: number): PartitionGroup<Buffered> {
+    let g = this.groups.get(partition);
+    if (!g) {
+      g = new PartitionGroup<Buffered>({
+        topics: this.processor.inputs,
+        maxTaskIdleMs: this.options.maxTaskIdleMs ?? 0,
+        maxBuffered: Number.MAX_SAFE_INTEGER,
+      });
+      if ((this.options.maxTaskIdleMs ?? 0) > 0) {
+        throw new Error('the driver has no wall clock to wait by: use maxTaskIdleMs 0 or -1');
+      }
+      const task = this.task(partition);
+      for (const topic of this.processor.inputs) {
+        const next = task.nextOffset(topic);
+        if (next !== undefined) g.setFetched(topic, next);
+      }
+      this.groups.set(partition, g);
+    }
+    return g;
   }
 
   /** Committed outputs, optionally of one topic. */
@@ -239,7 +384,12 @@ export class TestDriver<S> {
   }
 
   private deliver(r: PipedRecord): AcceptResult {
-    const src: SourceRecord = {
+    this.partitionInUse = r.partition;
+    return this.task(r.partition).accept(this.sourceOf(r), this.decode(r), this.nowMs);
+  }
+
+  private sourceOf(r: PipedRecord): SourceRecord {
+    return {
       topic: r.topic,
       partition: r.partition,
       offset: r.offset,
@@ -247,14 +397,15 @@ export class TestDriver<S> {
       value: null,
       timestamp: r.timestamp,
     };
-    const decoded: Decoded = this.options.decode
+  }
+
+  private decode(r: PipedRecord): Decoded {
+    return this.options.decode
       ? this.options.decode(r.topic, r.key, r.value)
       : {
           ok: true,
           record: { topic: r.topic, key: r.key, value: r.value, timestamp: r.timestamp } as InputRecord,
         };
-    this.partitionInUse = r.partition;
-    return this.task(r.partition).accept(src, decoded, this.nowMs);
   }
 
   private tickKey(key: string, partition: number): DriverStep<S> | undefined {
@@ -351,4 +502,9 @@ export class TestDriver<S> {
     }
     return t;
   }
+}
+
+function splitTopicPartition(tp: string): [string, number] {
+  const i = tp.lastIndexOf('/');
+  return [tp.slice(0, i), Number(tp.slice(i + 1))];
 }

@@ -1,5 +1,5 @@
 /**
- * The public topics of contract v1 (../shared/notes/contract.md): which record each carries,
+ * The public topics of contract v1 (docs/contract.md): which record each carries,
  * how it is keyed and whether it is compacted. Everything that creates, registers, produces to
  * or reads from a topic takes its name from here.
  */

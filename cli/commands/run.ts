@@ -1,7 +1,7 @@
 /**
  * `holdback run <processor> [options]`: runs one processor on Kafka until SIGTERM/SIGINT.
- * Exits non-zero when it cannot start (bad option, unregistered schemas, Kafka down) and after a
- * graceful stop returns 0.
+ * Exits non-zero when it cannot start (bad option, unregistered schemas, Kafka down) or when a
+ * final commit fails on the way out; after a clean stop, 0.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -76,6 +76,9 @@ export const command: Command = {
       tickIntervalMs: options.tickIntervalMs,
       streamTime: options.clock === 'stream',
       maxPendingPerTask: options.maxPendingPerTask,
+      maxTaskIdleMs: options.maxTaskIdleMs,
+      maxBufferedPerPartition: options.maxBufferedPerPartition,
+      maxBytesPerPartition: options.maxFetchBytesPerPartition,
       sessionTimeoutMs: options.sessionTimeoutMs,
       metrics,
       log,
@@ -99,8 +102,9 @@ export const command: Command = {
       await runtime.start();
       const signal = await stopRequested;
       log.info('stopping', { signal });
-      await runtime.stop();
-      return 0;
+      if (await runtime.stop()) return 0;
+      log.error('stopped, but a final commit failed: its work is redone by the next owner');
+      return 1;
     } catch (e) {
       log.error('stopped on an error', { error: String(e) });
       await runtime.stop().catch(() => undefined);

@@ -1,5 +1,5 @@
 /**
- * One loan's rules (contract.md, "Repayment rules"): terms, balance, the minimum-payment period
+ * One loan's rules (docs/contract.md, "Repayment rules"): terms, balance, the minimum-payment period
  * clock, pace, and its public LoanState view. Functions here mutate the Loan they are given: the
  * processor hands them the step's own copy.
  */

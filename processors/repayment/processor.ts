@@ -3,7 +3,7 @@
  * reverses them when a payout fails, reconciles settled payouts and runs each loan's
  * minimum-payment periods. Pure: state, input and ctx.now in; state and outputs out. Its timer
  * is derived from the state (timerAt), so a state restored from the changelog has it too.
- * The rules are contract.md's "Repayment rules"; the choices it leaves open are in README.md.
+ * The rules are docs/contract.md's "Repayment rules"; the choices it leaves open are in README.md.
  */
 import type { Deduction, LoanEvent, PayoutEvent, PayoutSettlement } from '../../schemas/generated/types';
 import { TOPICS } from '../../schemas/topics';

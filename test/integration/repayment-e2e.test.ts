@@ -1,6 +1,6 @@
 /**
  * The money path end to end on the real stack, checked to the minor unit against figures worked
- * out by hand from contract.md: a platform's loan and payout events in, deductions, loan states and
+ * out by hand from docs/contract.md: a platform's loan and payout events in, deductions, loan states and
  * settlements out (read_committed), through a real `holdback run repayment` process.
  */
 import type {

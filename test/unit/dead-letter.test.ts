@@ -30,6 +30,19 @@ test('keeps the raw value only when configured, as a copy', () => {
   expect(letter.payload).not.toBe(value);
 });
 
+test('a payload over the limit is not kept, the hash still is, and the detail says why', () => {
+  const big = Buffer.alloc(2000, 1);
+  const letter = buildDeadLetter({ ...source, value: big }, reason, NOW, {
+    includePayload: true,
+    maxPayloadBytes: 1000,
+  });
+  expect(letter.payload).toBeNull();
+  expect(letter.payload_sha256).toBe(createHash('sha256').update(big).digest('hex'));
+  expect(letter.detail).toBe(
+    "payload not kept: 2000 bytes is over the DLQ's 1000-byte limit (payload_sha256 identifies it); first byte 123, not 0",
+  );
+});
+
 test('a record without a value hashes the empty string', () => {
   const letter = buildDeadLetter(
     { ...source, value: null },

@@ -1,5 +1,5 @@
 /**
- * A small, independent reference model of contract.md's repayment rules for ONE merchant, written
+ * A small, independent reference model of docs/contract.md's repayment rules for ONE merchant, written
  * for clarity, not speed: plain arrays, BigInt arithmetic, one period at a time, and a different
  * representation of the period clock (the open period's start, not its end). It has no retention
  * (it remembers everything), does not clamp far-future timestamps and assumes well-formed events:

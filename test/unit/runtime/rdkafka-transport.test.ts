@@ -1,11 +1,13 @@
 /**
  * The transport choice (issue 9) and the broker-free parts of the node-rdkafka runtime: the
  * `--transport` option, the co-partitioning check on every assignment, the mapping of the kafkajs
- * client settings to librdkafka's, and the records one commit writes (all to the task's partition).
+ * client settings to librdkafka's, and the records one commit writes on either transport (all to
+ * the task's partition).
  */
 import { ConfigError } from '../../../connectors/endpoints';
 import { parseRunOptions } from '../../../runtime/config';
-import { recordsOf, rdkafkaClientConfig, taskPartitions } from '../../../runtime/rdkafka-runtime';
+import { rdkafkaClientConfig, taskPartitions } from '../../../runtime/rdkafka-runtime';
+import { recordsOf } from '../../../runtime/runtime-base';
 import type { Flush, SourceRecord } from '../../../runtime/task';
 
 describe('--transport', () => {
@@ -105,6 +107,7 @@ describe('recordsOf', () => {
   const flush: Flush = {
     outputs: [{ topic: 'holdback.deductions.v1', key: 'd1', value: { n: 1 } as never }],
     outputTimestamps: [1_700_000_000_000],
+    encoded: [],
     rejected: [{ source, reasonCode: 'BAD_MAGIC_BYTE', detail: 'x' }],
     changelog: [
       { key: 'm1', value: Buffer.from('state') },
