@@ -197,10 +197,14 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     if (consumer) this.safely(() => consumer.resume(topics.map((topic) => ({ topic, partition }))));
   }
 
-  /** librdkafka's application position moves past transaction markers, which are never delivered. */
-  protected override fetchedPosition(topic: string, partition: number): number | undefined {
+  /**
+   * Where the consumer is for one partition: librdkafka's application position, which moves past
+   * transaction markers (never delivered). Read only when a consume() call has just returned,
+   * before the next one, so that it never runs ahead of what was handed to the tasks.
+   */
+  private position(consumer: KafkaConsumer, topic: string, partition: number): number | undefined {
     try {
-      const [p] = this.consumer?.position([{ topic, partition }]) ?? [];
+      const [p] = consumer.position([{ topic, partition }]);
       return p && typeof p.offset === 'number' && p.offset >= 0 ? p.offset : undefined;
     } catch {
       return undefined;
@@ -268,7 +272,7 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
         await sleep(200);
         continue;
       }
-      if (messages.length === 0) continue;
+      // An empty consume still counts: the consumer may have read past a transaction marker.
       try {
         await this.lock.run(() => this.onMessages(generation, consumer, messages));
       } catch (e) {
@@ -538,14 +542,25 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
       for (const [partition, topics] of byTask) {
         const h = this.tasks.get(partition)!;
         for (const [topic, records] of topics) {
-          this.noteHighWatermark(consumer, this.physical(topic), partition);
-          await this.buffer(h, topic, records, this.fetchedPosition(this.physical(topic), partition));
+          const physical = this.physical(topic);
+          this.noteHighWatermark(consumer, physical, partition);
+          await this.buffer(h, topic, records, this.position(consumer, physical, partition));
           if (generation !== this.generation) return;
         }
       }
-      for (const partition of byTask.keys()) {
-        const h = this.tasks.get(partition);
-        if (h) await this.pump(h);
+      for (const h of this.tasks.values()) {
+        if (!h.isReady || !h.assigned || h.stoppedBy) continue;
+        // Partitions with no records in this consume may have moved past a marker.
+        let moved = byTask.has(h.partition);
+        for (const topic of this.o.processor.inputs) {
+          if (byTask.get(h.partition)?.has(topic)) continue;
+          const pos = this.position(consumer, this.physical(topic), h.partition);
+          if (pos === undefined) continue;
+          const before = h.group.fetchedOf(topic);
+          h.group.setFetched(topic, pos);
+          if (h.group.fetchedOf(topic) !== before) moved = true;
+        }
+        if (moved && h.group.size > 0) await this.pump(h);
         if (generation !== this.generation) return;
       }
     } catch (e) {

@@ -239,10 +239,6 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
     physicalTopic: string,
     partition: number,
   ): Promise<{ start: number; end: number }>;
-  /** The consumer's own position, where the client tracks it past transaction markers (undefined: not known). */
-  protected fetchedPosition(_physicalTopic: string, _partition: number): number | undefined {
-    return undefined;
-  }
   protected abstract pauseFetch(physicalTopics: readonly string[], partition: number): void;
   protected abstract resumeFetch(physicalTopics: readonly string[], partition: number): void;
   /** Partition counts of existing topics (absent: the topic does not exist). */
@@ -551,11 +547,7 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
         if (await this.probe(h, r.topics)) continue;
         break;
       }
-      if (r.kind === 'fetch') {
-        // A client that tracks its position past transaction markers may have moved past the end.
-        if (this.refreshFetched(h, r.topics)) continue;
-        break;
-      }
+      // 'fetch': the transport hands over the records (or a marker's position) when they come.
       if (r.kind !== 'ready') break;
       if (r.without.length > 0 && !counted) {
         counted = true;
@@ -600,7 +592,6 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
         const { start, end } = await this.endOffsets(this.physical(topic), h.partition);
         h.group.setEnd(topic, end, at, start);
         this.noteEnd(this.physical(topic), h.partition, end);
-        this.refreshFetched(h, [topic]);
       } catch (e) {
         this.lastError = `end offsets of ${topic}/${h.partition}: ${this.describeError(e)}`;
         this.o.log.warn('could not read a partition end; the task waits and retries', {
@@ -612,18 +603,6 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
       }
     }
     return true;
-  }
-
-  private refreshFetched(h: H, topics: readonly string[]): boolean {
-    let moved = false;
-    for (const topic of topics) {
-      const pos = this.fetchedPosition(this.physical(topic), h.partition);
-      if (pos === undefined) continue;
-      const before = h.group.fetchedOf(topic);
-      h.group.setFetched(topic, pos);
-      if (h.group.fetchedOf(topic) !== before) moved = true;
-    }
-    return moved;
   }
 
   /**
