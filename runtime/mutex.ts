@@ -8,4 +8,4 @@ export class Mutex {
   }
 }
 
-export { sleep } from './backoff';
+export { sleep } from '../connectors/backoff';

@@ -228,7 +228,6 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
         'enable.partition.eof': false,
         'fetch.wait.max.ms': 100,
         'max.partition.fetch.bytes': this.o.maxBytesPerPartition ?? 1 << 20,
-        ...(this.o.maxBytesPerPartition !== undefined && { 'fetch.max.bytes': this.o.maxBytesPerPartition }),
         rebalance_cb: (err: LibrdKafkaError | undefined, assignment: TopicPartition[]) =>
           this.onRebalance(generation, consumer, err, assignment),
       },

@@ -21,7 +21,7 @@
  */
 import type { KafkaConfig } from 'kafkajs';
 import { InvariantViolation, type Processor } from '../processors/api';
-import { Backoff, sleepUnless } from './backoff';
+import { Backoff, sleepUnless } from '../connectors/backoff';
 import { eventTime } from './event-time';
 import type { RuntimeMetrics } from './metrics';
 import { Mutex } from './mutex';

@@ -73,6 +73,8 @@ export interface SimulationSummary {
     readonly failed: number;
     readonly mismatched: number;
   };
+  /** The payouts whose SETTLED reports another amount than the platform withheld (payouts.mismatched of them). */
+  readonly mismatchedPayouts: readonly string[];
   /** Payouts whose SETTLED was delayed: produced (settled) or still to come when the run stopped (pending). */
   readonly delayedSettlements: { readonly settled: readonly string[]; readonly pending: readonly string[] };
 }
@@ -172,6 +174,7 @@ class Tally {
   malformedTotal = 0;
   readonly payouts = { scheduled: 0, settled: 0, failed: 0, mismatched: 0 };
   readonly lateSettled: string[] = [];
+  readonly mismatchedIds: string[] = [];
   readonly latePending = new Set<string>();
 
   add(r: SimRecord): void {
@@ -203,7 +206,10 @@ class Tally {
           break;
         case 'SETTLED':
           this.payouts.settled++;
-          if (e.note.mismatch) this.payouts.mismatched++;
+          if (e.note.mismatch) {
+            this.payouts.mismatched++;
+            this.mismatchedIds.push(id);
+          }
           if (e.note.late) {
             this.latePending.delete(id);
             this.lateSettled.push(id);
@@ -349,6 +355,7 @@ async function produceLoop(
     reordered: tally.reordered,
     malformed: { total: tally.malformedTotal, byKind: tally.malformed },
     payouts: tally.payouts,
+    mismatchedPayouts: tally.mismatchedIds,
     delayedSettlements: { settled: tally.lateSettled, pending: [...tally.latePending] },
   };
 }

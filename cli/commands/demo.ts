@@ -288,6 +288,44 @@ export const command: Command = {
   },
 };
 
+/**
+ * Holdback's reconciliation mismatches beside the simulator's injected ones: equal when every
+ * payout was decided as the simulated platform decided it. Each difference is named with its
+ * cause, so a reader never has to guess.
+ */
+function reconciliation(
+  found: ReadonlyArray<{ payout_id: string; instructed_minor: string; reported_withheld_minor: string }>,
+  s: SimulationSummary,
+): string[] {
+  const injected = new Set(s.mismatchedPayouts);
+  const foundIds = new Set(found.map((f) => f.payout_id));
+  const extra = found.filter((f) => !injected.has(f.payout_id));
+  const missed = s.mismatchedPayouts.filter((id) => !foundIds.has(id));
+  const head =
+    `          reconciliation mismatches: ${n(found.length)} settled payouts, the simulator injected ` +
+    `${n(s.payouts.mismatched)}` +
+    (extra.length === 0 && missed.length === 0 ? ' (the same payouts)' : '');
+  const lines = [head];
+  for (const f of extra.slice(0, 10)) {
+    const cause =
+      Number(f.instructed_minor) === 0
+        ? 'Holdback withheld nothing for it: no open loan in its time order (a loan event in the DLQ, or a late FUNDED)'
+        : 'Holdback instructed another amount than the simulated platform withheld';
+    lines.push(
+      `            not injected: ${f.payout_id} instructed ${n(Number(f.instructed_minor))}, ` +
+        `reported ${n(Number(f.reported_withheld_minor))}: ${cause}`,
+    );
+  }
+  if (extra.length > 10) lines.push(`            ... and ${n(extra.length - 10)} more not injected`);
+  if (missed.length > 0) {
+    lines.push(
+      `            injected but not found: ${n(missed.length)} (${missed.slice(0, 5).join(', ')}${missed.length > 5 ? ', ...' : ''}): ` +
+        'not yet in ClickHouse, or the altered report happened to equal what Holdback instructed',
+    );
+  }
+  return lines;
+}
+
 async function report(
   e: Endpoints,
   ch: ClickHouseClient,
@@ -326,9 +364,10 @@ async function report(
         rows: (await rows<{ c: string }>(ch, `SELECT count() AS c FROM ${db}.${name}`))[0]?.c ?? '0',
       })),
     ),
-    rows<{ mismatches: string }>(
+    rows<{ payout_id: string; instructed_minor: string; reported_withheld_minor: string }>(
       ch,
-      `SELECT count() AS mismatches FROM ${db}.settlements WHERE ${cohort} AND status = 'SETTLED' AND mismatch_minor != 0`,
+      `SELECT payout_id, instructed_minor, reported_withheld_minor FROM ${db}.settlements
+       WHERE ${cohort} AND status = 'SETTLED' AND mismatch_minor != 0`,
     ),
     rows<{ reason_code: string; letters: string }>(
       ch,
@@ -410,8 +449,7 @@ async function report(
   for (const l of loans) byStatus.set(l.status, (byStatus.get(l.status) ?? 0) + Number(l.loans));
   out.push(
     `          loans: ${[...byStatus].map(([st, c]) => `${n(c)} ${st}`).join(', ') || 'none yet'}`,
-    `          reconciliation mismatches: ${n(Number(mismatches[0]?.mismatches ?? 0))} settled payouts ` +
-      `(the simulator injected ${n(s.payouts.mismatched)}; docs/demo.md explains the rest)`,
+    ...reconciliation(mismatches, s),
   );
   out.push(
     '',

@@ -9,6 +9,7 @@
  * consumption stops (backpressure) while the group membership is kept alive by heartbeats.
  */
 import { Kafka, logLevel, type Consumer, type EachBatchPayload, type KafkaConfig } from 'kafkajs';
+import { Backoff, sleepUnless } from '../backoff';
 import { RegistryUnavailableError, type Codec } from '../codec';
 import { whileRetriable } from '../kafka-read';
 import { TOPICS, type TopicName } from '../../schemas/topics';
@@ -41,8 +42,6 @@ class Mutex {
     return next;
   }
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class ClickHouseSink {
   readonly writer: ClickHouseWriter;
@@ -201,7 +200,7 @@ export class ClickHouseSink {
     this.lastError = reason;
     this.o.log.warn('restarting the consumer; positions will be read from ClickHouse again', { reason });
     try {
-      let backoff = 500;
+      const backoff = new Backoff(500, 15_000);
       while (!this.stopping) {
         await this.stopConsumer();
         await this.lock.run(async () => this.batcher.reset());
@@ -210,8 +209,7 @@ export class ClickHouseSink {
           return;
         } catch (e) {
           this.lastError = `restart failed: ${String(e)}`;
-          await sleep(backoff);
-          backoff = Math.min(backoff * 2, 15_000);
+          await sleepUnless(backoff.next(), () => this.stopping);
         }
       }
     } finally {
@@ -277,7 +275,7 @@ export class ClickHouseSink {
   }
 
   private async retrying<T>(what: string, stop: () => boolean, fn: () => Promise<T>): Promise<T> {
-    let backoff = 250;
+    const backoff = new Backoff(250, 5000);
     for (;;) {
       if (stop()) throw new SinkStopping(`stopped while trying to ${what}`);
       try {
@@ -286,10 +284,12 @@ export class ClickHouseSink {
         if (e instanceof SinkStopping) throw e;
         this.lastError = `${what}: ${String(e)}`;
         this.o.metrics.clickhouseUp.set(0);
-        this.o.log.warn(`cannot ${what}; retrying`, { error: String(e).slice(0, 300), backoffMs: backoff });
+        this.o.log.warn(`cannot ${what}; retrying`, {
+          error: String(e).slice(0, 300),
+          backoffMs: backoff.peek(),
+        });
         await this.keepAlive();
-        await sleep(backoff);
-        backoff = Math.min(backoff * 2, 5000);
+        await sleepUnless(backoff.next(), stop);
       }
     }
   }
@@ -361,17 +361,16 @@ export class ClickHouseSink {
     value: Buffer | null,
     at: number,
   ): ReturnType<Codec['decode']> {
-    let backoff = 200;
+    const backoff = new Backoff(200, 10_000);
     for (;;) {
       try {
         return await this.o.codec.decode(topic, key, value, at);
       } catch (e) {
         if (!(e instanceof RegistryUnavailableError)) throw e;
         this.lastError = `registry unavailable: ${e.message}`;
-        this.o.log.warn('schema registry unavailable; retrying', { backoffMs: backoff });
+        this.o.log.warn('schema registry unavailable; retrying', { backoffMs: backoff.peek() });
         await this.keepAlive();
-        await sleep(backoff);
-        backoff = Math.min(backoff * 2, 10_000);
+        await sleepUnless(backoff.next(), () => this.stopping);
       }
     }
   }

@@ -21,6 +21,7 @@ import { Agent, type ClientRequestArgs } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
+import { Backoff, sleep, sleepUnless } from '../backoff';
 import { checkDatabaseName } from './migrate';
 import type { SinkMetrics } from './metrics';
 import type { Row } from './rows';
@@ -84,8 +85,6 @@ export interface WriterOptions {
 
 export type KeepAlive = () => Promise<void>;
 export type ShouldStop = () => boolean;
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class ClickHouseWriter {
   readonly database: string;
@@ -186,7 +185,7 @@ export class ClickHouseWriter {
 
   /** Pings with backoff until ClickHouse answers. */
   async waitUntilUp(keepAlive: KeepAlive, shouldStop: ShouldStop): Promise<void> {
-    let backoff = 250;
+    const backoff = new Backoff(250, 5000);
     for (;;) {
       if (shouldStop()) throw new SinkStopping('stopping while ClickHouse is unreachable');
       const r = await this.client.ping();
@@ -196,8 +195,7 @@ export class ClickHouseWriter {
       }
       this.setUp(false);
       await keepAlive();
-      await sleep(backoff);
-      backoff = Math.min(backoff * 2, 5000);
+      await sleepUnless(backoff.next(), shouldStop);
     }
   }
 
@@ -238,7 +236,7 @@ export class ClickHouseWriter {
     shouldStop: ShouldStop,
   ): Promise<number> {
     let pending = rows;
-    let backoff = 250;
+    const backoff = new Backoff(250, 5000);
     let failed = false;
     for (;;) {
       try {
@@ -281,11 +279,10 @@ export class ClickHouseWriter {
           rows: pending.length,
           reason,
           error: String(e instanceof Error ? e.message : e).slice(0, 300),
-          backoffMs: backoff,
+          backoffMs: backoff.peek(),
         });
         await keepAlive();
-        await sleep(backoff);
-        backoff = Math.min(backoff * 2, 5000);
+        await sleepUnless(backoff.next(), shouldStop);
       }
     }
   }
