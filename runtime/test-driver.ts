@@ -137,19 +137,7 @@ export class TestDriver<S> {
 
   /** Appends a record to its topic-partition and processes it at the current clock. */
   pipe<T extends TopicWithRecord>(topic: T, value: TopicRecords[T], o: PipeOptions = {}): AcceptResult {
-    const key = o.key ?? String((value as { merchant_id?: string }).merchant_id ?? '');
-    const partition = o.partition ?? 0;
-    const tp = `${topic}/${partition}`;
-    const log = this.logEnds.get(tp) ?? { topic, partition, end: 0 };
-    this.logEnds.set(tp, { ...log, end: log.end + 1 });
-    const record: PipedRecord = {
-      topic,
-      partition,
-      offset: log.end,
-      key,
-      value,
-      timestamp: o.timestamp ?? this.nowMs,
-    };
+    const record = this.append(topic, value, o);
     this.sinceCommit.push({ op: 'pipe', record });
     const result = this.deliver(record);
     if (this.autoCommit) this.commit();
@@ -235,6 +223,16 @@ export class TestDriver<S> {
 
   /** Appends a record to its topic-partition without processing it; returns its offset. */
   enqueue<T extends TopicWithRecord>(topic: T, value: TopicRecords[T], o: PipeOptions = {}): number {
+    const record = this.append(topic, value, o);
+    const tp = `${topic}/${record.partition}`;
+    let list = this.logs.get(tp);
+    if (!list) this.logs.set(tp, (list = []));
+    list.push(record);
+    return record.offset;
+  }
+
+  /** The record's place at the end of its topic-partition. */
+  private append<T extends TopicWithRecord>(topic: T, value: TopicRecords[T], o: PipeOptions): PipedRecord {
     const key = o.key ?? String((value as { merchant_id?: string }).merchant_id ?? '');
     const partition = o.partition ?? 0;
     const tp = `${topic}/${partition}`;
@@ -248,10 +246,7 @@ export class TestDriver<S> {
       value,
       timestamp: o.timestamp ?? this.nowMs,
     };
-    let list = this.logs.get(tp);
-    if (!list) this.logs.set(tp, (list = []));
-    list.push(record);
-    return record.offset;
+    return record;
   }
 
   /** Moves up to `max` enqueued records of one topic-partition into its task's buffer (a fetch); returns how many. */

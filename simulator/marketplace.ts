@@ -404,7 +404,7 @@ export class Marketplace {
     }
   }
 
-  /** The daily cut-off: the 30-day window moves, a payout is scheduled when due, the lender underwrites. */
+  /** The daily cut-off: the 30-day window moves, a payout is scheduled when due, then the lender underwrites. */
   private cutOff(t: number, m: Merchant): void {
     const slot = m.days++ % 30;
     m.captured30[slot] = m.capturedTodayMinor;
@@ -413,7 +413,10 @@ export class Marketplace {
     m.refundedTodayMinor = 0;
     const weekday = (Math.floor(t / DAY_MS) + 4) % 7;
     if (m.payoutEveryDays === 1 || weekday === m.payoutWeekday) this.schedulePayout(t, m);
-    this.underwrite(t, m);
+    // The lender underwrites just after the payout run: a loan funded at the same instant as a
+    // payout would come first in the contract's time order (docs/contract.md) and withhold from
+    // it, which this platform, having paid out already, did not.
+    this.underwrite(t + 1, m);
     if (t >= m.quietAt + LENDER.writeOffAfterQuietMs) {
       for (const loan of m.loans) {
         if ((loan.status === 'open' || loan.status === 'paused') && loan.balanceMinor > 0) {

@@ -342,10 +342,16 @@ test('a registry outage holds records back (retried with backoff) and sends noth
       // While the registry is down nothing is decided and nothing is dead-lettered.
       expect(await s.progress()).toBe(0);
       expect(await endOffsetSum(s.prefix + TOPICS.dlq)).toBe(0);
-      await up(endpoints, ['registry'], log);
-      // The outage was met and ridden out by retrying, not by skipping.
+      // The outage was met by retrying, not by skipping.
       expect(logTail(a, 400)).toMatch(/schema registry unavailable; retrying/);
-      return [a];
+      // SIGTERM in the middle of the wait stops the processor promptly and cleanly.
+      const t0 = Date.now();
+      expect(await terminate(a, 15_000)).toBe(0);
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      const b = s.spawn('b');
+      await new Promise((r) => setTimeout(r, 2000));
+      await up(endpoints, ['registry'], log);
+      return [b];
     },
     {
       payoutWriter: { id: v2Id, schema: v2 },

@@ -1,5 +1,5 @@
 import { InvariantViolation, type Processor } from '../../../processors/api';
-import { OFFSETS_KEY, Task, type SourceRecord } from '../../../runtime/task';
+import { OFFSETS_KEY, OutputEncodingError, Task, type SourceRecord } from '../../../runtime/task';
 import { TestDriver } from '../../../runtime/test-driver';
 import { chunkBySize } from '../../../runtime/kafka-runtime';
 import { countingProcessor, sale, T0, type Count } from './counting-processor';
@@ -77,6 +77,52 @@ test('a processor that rejects but changes state breaks an invariant', () => {
       T0,
     ),
   ).toThrow(InvariantViolation);
+});
+
+test('an output that does not encode leaves the task as before that record: earlier work can still commit', () => {
+  const emitting: Processor<Count> = {
+    ...countingProcessor,
+    outputs: ['holdback.deductions.v1'],
+    process: (state, input, ctx) => {
+      const step = countingProcessor.process(state, input, ctx);
+      return { ...step, outputs: [{ topic: 'holdback.deductions.v1', key: input.key, value: {} as never }] };
+    },
+  };
+  let calls = 0;
+  const task = new Task(emitting, 0, () => {
+    if (++calls === 2) throw new Error('amount_minor: missing');
+    return Buffer.from('ok');
+  });
+  const rec = { topic: 'marketplace.sales.v1' as const, key: 'm1', value: sale('m1', 5), timestamp: T0 };
+  expect(task.accept(src(0), { ok: true, record: rec }, T0)).toBe('processed');
+  expect(() => task.accept(src(1), { ok: true, record: rec }, T0)).toThrow(OutputEncodingError);
+  expect(() => task.accept(src(1), { ok: true, record: rec }, T0)).not.toThrow();
+  // The failed step changed nothing; the third call (a retry of offset 1) went through.
+  expect(task.get('m1')?.sales).toBe(2);
+  const flush = task.drain();
+  expect(flush.encoded.map((b) => b.toString())).toEqual(['ok', 'ok']);
+  expect(flush.offsets.get('marketplace.sales.v1')).toBe(2);
+});
+
+test('the failed step is named by its source position', () => {
+  const task = new Task(
+    {
+      ...countingProcessor,
+      process: () => ({
+        state: undefined,
+        outputs: [{ topic: 'holdback.deductions.v1', key: 'm1', value: {} as never }],
+      }),
+    },
+    0,
+    () => {
+      throw new Error('bad');
+    },
+  );
+  const rec = { topic: 'marketplace.sales.v1' as const, key: 'm1', value: sale('m1', 5), timestamp: T0 };
+  expect(() => task.accept(src(7), { ok: true, record: rec }, T0)).toThrow(
+    'holdback.deductions.v1 output of marketplace.sales.v1/0@7 does not encode: bad',
+  );
+  expect(task.nextOffset('marketplace.sales.v1')).toBeUndefined();
 });
 
 test('the test driver: uncommitted work is lost on a crash and redone from the changelog', () => {
