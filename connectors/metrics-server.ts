@@ -1,9 +1,11 @@
 /**
- * One HTTP endpoint per process: /metrics (prom-client, Prometheus text format) and /health
- * (200 when the caller's progress check passes, 503 otherwise: it reflects progress, not mere
- * liveness). The process announces itself to Prometheus by a file_sd target file, removed on close.
+ * One HTTP endpoint per process: /metrics (prom-client, Prometheus text format), /health (200 when
+ * the caller's progress check passes, 503 otherwise: it reflects progress, not mere liveness),
+ * /ready (200 when the process serves all it owns), and the process's POST commands (JSON in, JSON
+ * out; processors: /admin/skip). The process announces itself to Prometheus by a file_sd target
+ * file, removed on close.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Registry } from 'prom-client';
@@ -19,10 +21,53 @@ export interface MetricsServerOptions {
   /** 0 picks a free port. */
   port: number;
   health?: () => Health;
+  /** Readiness; /ready answers 503 when false (default: always ready). */
+  ready?: () => boolean;
+  /** POST commands by path: the JSON body in, an HTTP status and a JSON answer out. */
+  commands?: Record<string, (body: unknown) => Promise<CommandResult>>;
   /** Where Prometheus looks for file_sd targets; when set, a target file is written there. */
   scrapeTargetsDir?: string;
   /** The `job`-like name of this process in Prometheus (label `service`). */
   service: string;
+}
+
+export interface CommandResult {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+}
+
+const MAX_COMMAND_BYTES = 64 * 1024;
+
+function answer(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'Content-Type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+/** Runs a POST command: 400 for a body that is not JSON or too large, its own status otherwise. */
+function runCommand(
+  req: IncomingMessage,
+  res: ServerResponse,
+  command: (body: unknown) => Promise<CommandResult>,
+): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  req.on('data', (c: Buffer) => {
+    size += c.length;
+    if (size <= MAX_COMMAND_BYTES) chunks.push(c);
+  });
+  req.on('end', () => {
+    if (size > MAX_COMMAND_BYTES) return answer(res, 413, { error: `body over ${MAX_COMMAND_BYTES} bytes` });
+    let body: unknown;
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+    } catch (e) {
+      return answer(res, 400, { error: `body is not JSON: ${e instanceof Error ? e.message : String(e)}` });
+    }
+    command(body).then(
+      (r) => answer(res, r.status, r.body),
+      (e: unknown) => answer(res, 500, { error: e instanceof Error ? e.message : String(e) }),
+    );
+  });
 }
 
 export interface MetricsServer {
@@ -44,6 +89,21 @@ export async function startMetricsServer(o: MetricsServerOptions): Promise<Metri
           res.end(String(err));
         },
       );
+      return;
+    }
+    if (req.url === '/ready') {
+      const ready = o.ready ? o.ready() : true;
+      answer(res, ready ? 200 : 503, { ready });
+      return;
+    }
+    const command = req.url !== undefined ? o.commands?.[req.url] : undefined;
+    if (command) {
+      if (req.method !== 'POST') {
+        res.writeHead(405, { Allow: 'POST' });
+        res.end();
+        return;
+      }
+      runCommand(req, res, command);
       return;
     }
     if (req.url === '/health') {

@@ -5,7 +5,9 @@
  * supplies all of those and commits a step's outputs, state and input offset together.
  *
  * State is partitioned exactly like the input: one state value per key (merchant_id) of an
- * input partition, persisted by the runtime to a compacted changelog topic.
+ * input partition, persisted by the runtime to a compacted changelog topic. A processor may also
+ * keep many small records under a key as their own entries (EntryStore): each is one changelog
+ * record, written only when it changes, so a key's state stays small however much it remembers.
  */
 import type { TopicRecords } from '../schemas/topics';
 
@@ -40,15 +42,45 @@ export interface Context {
   readonly now: number;
 }
 
-export interface StepResult<S> {
-  /** The key's new state; undefined deletes it. */
+/** The entries of the key being processed, as of the start of the step (read-only). */
+export interface EntryStore<E> {
+  get(id: string): E | undefined;
+}
+
+/** What a step sees: the clock and, for a processor with entries, the key's entries. */
+export interface StepContext<E = never> extends Context {
+  /** Always given by the runtime and the test driver; a direct call may leave it out (none). */
+  readonly entries?: EntryStore<E>;
+}
+
+/** One entry written or deleted by a step. */
+export interface EntryChange<E> {
+  readonly id: string;
+  /** The entry's new value; undefined deletes it. */
+  readonly value: E | undefined;
+  /**
+   * When the entry may be dropped, on the processor's own clock for the key: a later step of the
+   * key whose `expireEntriesBefore` passes it deletes it. Undefined: kept until a step deletes it.
+   * Dropping is clean-up only: a processor must already treat an expired entry as gone, so that
+   * its decisions do not depend on when the runtime dropped it.
+   */
+  readonly expiresAt?: number;
+}
+
+export interface StepResult<S, E = never> {
+  /** The key's new state; undefined deletes it (its entries are kept: delete them by id). */
   readonly state: S | undefined;
   readonly outputs: readonly OutputRecord[];
   /**
    * Set when the input is rejected as data: the runtime sends it to the DLQ with this reason.
-   * A rejecting step must return the state it was given and no outputs.
+   * A rejecting step emits no outputs and writes no entries; its state may differ from the one
+   * it was given only by remembering the rejection (so that a redelivery is rejected alike).
    */
   readonly rejection?: Rejection;
+  /** Entries of the key written or deleted by this step, applied in order. */
+  readonly entries?: readonly EntryChange<E>[];
+  /** After the step, the key's entries whose expiresAt is before this are dropped. */
+  readonly expireEntriesBefore?: number;
 }
 
 /** Turns a key's state into bytes for its changelog topic and back. */
@@ -70,14 +102,16 @@ export interface Unsettled {
   readonly oldestAt: number;
 }
 
-export interface Processor<S> {
+export interface Processor<S, E = never> {
   /** Stable name: part of the consumer group, changelog topic and transactional ids. */
   readonly name: string;
   readonly inputs: readonly TopicWithRecord[];
   readonly outputs: readonly TopicWithRecord[];
   readonly stateSerde: StateSerde<S>;
+  /** Serde of the processor's entries (EntryStore); a processor without one keeps none. */
+  readonly entrySerde?: StateSerde<E>;
   /** Handle one input record for `input.key`, whose current state is `state` (undefined if none). */
-  process(state: S | undefined, input: InputRecord, ctx: Context): StepResult<S>;
+  process(state: S | undefined, input: InputRecord, ctx: StepContext<E>): StepResult<S, E>;
   /**
    * When the runtime should next call `tick` for a key in this state (ms since the epoch;
    * undefined: no timer). Derived from the state, so timers survive a restore without being
@@ -85,7 +119,7 @@ export interface Processor<S> {
    */
   timerAt?(state: S): number | undefined;
   /** Timers: called when the runtime's clock passes the key's `timerAt`. */
-  tick?(state: S, key: string, ctx: Context): StepResult<S>;
+  tick?(state: S, key: string, ctx: StepContext<E>): StepResult<S, E>;
   /** What of this key's state is withheld and unsettled (undefined: nothing). Pure, like process. */
   unsettled?(state: S): Unsettled | undefined;
 }

@@ -11,12 +11,20 @@ export interface ProcessorOptions {
    * too (the CLI gives `fs.readFileSync`).
    */
   readFile?: (path: string) => string;
+  /** repayment: the de-duplication horizon in days (default 35). */
+  dedupHorizonDays?: number;
 }
 
-export const PROCESSORS: Readonly<Record<string, (options?: ProcessorOptions) => Processor<unknown>>> = {
-  repayment: () => createRepaymentProcessor() as Processor<unknown>,
+export const PROCESSORS: Readonly<
+  Record<string, (options?: ProcessorOptions) => Processor<unknown, unknown>>
+> = {
+  repayment: (o = {}) =>
+    createRepaymentProcessor(
+      o.dedupHorizonDays === undefined ? {} : { dedupHorizonMs: o.dedupHorizonDays * 86_400_000 },
+    ) as Processor<unknown, unknown>,
   eligibility: (o = {}) => {
-    if (o.policyPath === undefined) return createEligibilityProcessor(DEFAULT_POLICY) as Processor<unknown>;
+    if (o.policyPath === undefined)
+      return createEligibilityProcessor(DEFAULT_POLICY) as Processor<unknown, unknown>;
     if (!o.readFile) throw new Error('eligibility: a policyPath needs a readFile (processors do no I/O)');
     let text: string;
     try {
@@ -26,6 +34,6 @@ export const PROCESSORS: Readonly<Record<string, (options?: ProcessorOptions) =>
         `${o.policyPath}: cannot read the policy: ${e instanceof Error ? e.message : String(e)}`,
       );
     }
-    return createEligibilityProcessor(parsePolicy(text, o.policyPath)) as Processor<unknown>;
+    return createEligibilityProcessor(parsePolicy(text, o.policyPath)) as Processor<unknown, unknown>;
   },
 };

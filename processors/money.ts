@@ -28,6 +28,25 @@ export function mulDivFloor(a: number, b: number, divisor: number): number {
   return Number(exact);
 }
 
+/**
+ * min(floor(a * b / divisor), cap), exact: for figures that only describe (a projection), where a
+ * quotient past the cap is valid input, not a broken invariant. Comparing the result with an
+ * amount at most `cap` gives the same answer as comparing the exact quotient.
+ */
+export function mulDivFloorCapped(a: number, b: number, divisor: number, cap: number): number {
+  if (
+    isMinor(a) &&
+    isMinor(b) &&
+    !Number.isSafeInteger(a * b) &&
+    Number.isSafeInteger(divisor) &&
+    divisor > 0
+  ) {
+    const exact = (BigInt(a) * BigInt(b)) / BigInt(divisor);
+    return exact > BigInt(cap) ? cap : Number(exact);
+  }
+  return Math.min(mulDivFloor(a, b, divisor), cap);
+}
+
 /** floor(amount * bps / 10000): the share of an amount at a rate in basis points (0..10000). */
 export function shareOfBps(amountMinor: number, bps: number): number {
   return mulDivFloor(amountMinor, bps, BPS_DENOMINATOR);

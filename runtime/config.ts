@@ -59,6 +59,13 @@ export const RUN_OPTIONS = z
     transport: z.enum(['kafkajs', 'rdkafka']).default('kafkajs'),
     /** eligibility only: the policy file (JSON), validated at start-up; default policies/default.json. */
     policy: z.string().min(1).optional(),
+    /**
+     * repayment only: how long a payout is remembered after its latest event (days; one with
+     * unsettled withholdings until it settles or fails). An event of a forgotten payout older than
+     * this goes to the DLQ as BEYOND_DEDUP_HORIZON (docs/contract.md, "De-duplication horizon").
+     * Default 35.
+     */
+    dedupHorizonDays: z.coerce.number().int().min(1).max(3660).optional(),
   })
   .strict();
 

@@ -30,6 +30,8 @@ export class RuntimeMetrics {
   readonly partitionStops: Counter<'processor' | 'reason'>;
   readonly enforcedProcessing: Counter<'processor' | 'topic'>;
   readonly stateKeys: Gauge<'processor'>;
+  readonly stateEntries: Gauge<'processor'>;
+  readonly operatorSkips: Counter<'processor'>;
   readonly registryRetries: Counter<'processor'>;
   readonly lastCommit: Gauge<'processor'>;
   readonly fetchToCommitSeconds: Histogram<'processor'>;
@@ -143,6 +145,18 @@ export class RuntimeMetrics {
     this.stateKeys = new Gauge({
       name: 'holdback_state_keys',
       help: 'Keys held in the state stores of this instance',
+      labelNames: ['processor'],
+      registers: r,
+    });
+    this.stateEntries = new Gauge({
+      name: 'holdback_state_entries',
+      help: 'Entries kept under the keys of this instance (repayment: remembered payouts)',
+      labelNames: ['processor'],
+      registers: r,
+    });
+    this.operatorSkips = new Counter({
+      name: 'holdback_operator_skips_total',
+      help: 'Records an operator moved to the DLQ after they stopped a partition (holdback dlq skip)',
       labelNames: ['processor'],
       registers: r,
     });

@@ -19,6 +19,7 @@
  * producer (whose commit is one transaction); it reads a changelog and a partition's end
  * offsets; it answers partition counts and creates the changelog topic.
  */
+import { createHash } from 'node:crypto';
 import type { KafkaConfig } from 'kafkajs';
 import { InvariantViolation, type Processor } from '../processors/api';
 import { Backoff, sleepUnless } from '../connectors/backoff';
@@ -58,7 +59,7 @@ export interface Logger {
 }
 
 export interface RuntimeOptions<S> {
-  processor: Processor<S>;
+  processor: Processor<S, unknown>;
   kafka: KafkaConfig;
   /** Consumer group; also the prefix of transactional ids and the changelog topic. */
   applicationId: string;
@@ -131,7 +132,7 @@ export interface Buffered extends Stamped {
 /** One task and what a transport keeps beside it. */
 export interface TaskHandleBase<S> {
   readonly partition: number;
-  readonly task: Task<S>;
+  readonly task: Task<S, unknown>;
   readonly group: PartitionGroup<Buffered>;
   producer: TaskProducer | undefined;
   isReady: boolean;
@@ -141,6 +142,27 @@ export interface TaskHandleBase<S> {
   /** Wall time the oldest record not yet committed was fetched (holdback_fetch_to_commit_seconds). */
   oldestFetchedAt: number | undefined;
   stoppedBy?: string;
+  /** The record that stopped the task (undefined: a timer did, or it runs). */
+  stoppedAt?: SourceRecord;
+}
+
+/** What `skipStoppedRecord` was asked: the record an operator judged, and why it may go. */
+export interface SkipRequest {
+  readonly partition: number;
+  readonly topic: string;
+  readonly offset: number;
+  readonly note: string;
+}
+
+/** The answer to a SkipRequest: an HTTP status and what was done or why not. */
+export interface SkipResult {
+  readonly status: 200 | 404 | 409 | 503;
+  readonly message: string;
+}
+
+/** SHA-256 of a record's value, hex (empty string for a tombstone): how logs name a payload. */
+export function payloadSha256(src: SourceRecord): string {
+  return src.value ? createHash('sha256').update(src.value).digest('hex') : '';
 }
 
 export function changelogTopic(applicationId: string): string {
@@ -318,6 +340,70 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
     return clean;
   }
 
+  /**
+   * Readiness (/ready): the engine runs, every task it owns is restored and none is stopped. A
+   * load balancer or an orchestrator routes by it; /health also says why.
+   */
+  ready(): boolean {
+    const tasks = [...this.tasks.values()];
+    return !this.stopping && this.engineRunning() && tasks.every((h) => h.isReady && !h.stoppedBy);
+  }
+
+  /**
+   * An operator's decision (holdback dlq skip; docs/runbooks/HoldbackPartitionStopped.md): the
+   * record that stopped partition `partition` goes to the DLQ as OPERATOR_SKIPPED, committed in
+   * one transaction with the task's work before it, and the engine restarts so that the partition
+   * goes on from the record after it (on whichever instance then owns it). The request must name
+   * the very record the partition stopped at.
+   */
+  async skipStoppedRecord(req: SkipRequest): Promise<SkipResult> {
+    return this.lock.run(async (): Promise<SkipResult> => {
+      const h = this.tasks.get(req.partition);
+      if (!h) return { status: 404, message: `partition ${req.partition} is not owned by this instance` };
+      const at = h.stoppedAt;
+      if (!h.stoppedBy) return { status: 409, message: `partition ${req.partition} is not stopped` };
+      if (!at) {
+        return {
+          status: 409,
+          message: `partition ${req.partition} was stopped by a timer, not a record: deploy a fix and restart`,
+        };
+      }
+      const topic = at.topic.slice(this.prefix.length);
+      if (topic !== req.topic || at.offset !== req.offset) {
+        return {
+          status: 409,
+          message: `partition ${req.partition} stopped at ${topic}@${at.offset}, not ${req.topic}@${req.offset}`,
+        };
+      }
+      h.task.skip(
+        at,
+        'OPERATOR_SKIPPED',
+        `skipped by an operator (${req.note}); it had stopped the partition: ${h.stoppedBy}`,
+      );
+      try {
+        await this.commit(h);
+      } catch (e) {
+        return {
+          status: 503,
+          message: `the skip did not commit, the partition stays stopped: ${this.describeError(e)}`,
+        };
+      }
+      this.o.metrics.operatorSkips.inc({ processor: this.name });
+      this.o.log.warn('an operator moved the record that stopped the partition to the DLQ', {
+        partition: req.partition,
+        topic,
+        offset: at.offset,
+        payloadSha256: payloadSha256(at),
+        note: req.note,
+      });
+      void this.restartEngine(`operator skip: ${topic}/${req.partition}@${at.offset}`);
+      return {
+        status: 200,
+        message: `${topic}/${req.partition}@${at.offset} is in the DLQ as OPERATOR_SKIPPED; the partition resumes after it`,
+      };
+    });
+  }
+
   health(): { ok: boolean; detail: Record<string, unknown> } {
     const now = this.o.clock();
     const stalled = now - this.progressAt > Math.max(30_000, this.o.sessionTimeoutMs * 2);
@@ -332,9 +418,18 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
           partition: h.partition,
           ready: h.isReady,
           keys: h.task.size,
+          entries: h.task.entryCount,
           buffered: h.group.size,
           lastCommitAt: h.lastCommitAt,
           stoppedBy: h.stoppedBy,
+          ...(h.stoppedAt && {
+            stoppedAt: {
+              topic: h.stoppedAt.topic.slice(this.prefix.length),
+              partition: h.stoppedAt.partition,
+              offset: h.stoppedAt.offset,
+              payloadSha256: payloadSha256(h.stoppedAt),
+            },
+          }),
         })),
         lagByPartition: Object.fromEntries(this.lag),
         msSinceProgress: now - this.progressAt,
@@ -655,6 +750,7 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
    */
   protected stopTask(h: H, e: InvariantViolation, at?: SourceRecord): void {
     h.stoppedBy = e.message;
+    h.stoppedAt = at;
     this.lastError = `partition ${h.partition} stopped: ${e.message}`;
     this.o.metrics.stoppedPartitions.set(
       { processor: this.name },
@@ -664,10 +760,14 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
       processor: this.name,
       reason: e instanceof OutputEncodingError ? 'output_encoding' : 'invariant',
     });
-    this.o.log.error('partition stopped: fix the cause and restart the processor', {
+    this.o.log.error('partition stopped: see docs/runbooks/HoldbackPartitionStopped.md', {
       partition: h.partition,
       error: e.message,
-      ...(at && { topic: at.topic, offset: at.offset }),
+      ...(at && {
+        topic: at.topic.slice(this.prefix.length),
+        offset: at.offset,
+        payloadSha256: payloadSha256(at),
+      }),
     });
     h.group.clear();
     this.pauseFetch(this.inputTopics(), h.partition);
@@ -841,9 +941,11 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
       const tick = now - this.lastTickAt >= this.o.tickIntervalMs;
       if (tick) this.lastTickAt = now;
       let keys = 0;
+      let entries = 0;
       for (const h of this.tasks.values()) {
         if (!h.isReady || h.stoppedBy) continue;
         keys += h.task.size;
+        entries += h.task.entryCount;
         this.reportLag(h);
         if (!tick || !this.active(h)) continue;
         try {
@@ -857,6 +959,12 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
       }
       if (!(await this.commitDue(now))) return;
       this.o.metrics.stateKeys.set({ processor: this.name }, keys);
+      this.o.metrics.stateEntries.set({ processor: this.name }, entries);
+      // Recounted here too: a restart or a revocation takes stopped tasks away.
+      this.o.metrics.stoppedPartitions.set(
+        { processor: this.name },
+        [...this.tasks.values()].filter((h) => h.stoppedBy).length,
+      );
       if (this.o.processor.unsettled) {
         const ready = [...this.tasks.values()].filter((h) => h.isReady).map((h) => h.task);
         this.o.metrics.reportUnsettled(this.name, ready, now);

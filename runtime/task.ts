@@ -10,12 +10,14 @@
  */
 import {
   InvariantViolation,
+  type EntryStore,
   type InputRecord,
   type OutputRecord,
   type Processor,
   type StepResult,
   type Unsettled,
 } from '../processors/api';
+import { Entries, parseEntryChangelogKey } from './entries';
 import { TimerQueue } from './timers';
 
 /** A record as it came off Kafka, before decoding. */
@@ -84,8 +86,12 @@ export class OutputEncodingError extends InvariantViolation {
   }
 }
 
-export class Task<S> {
+const NO_ENTRIES: EntryStore<never> = { get: () => undefined };
+
+export class Task<S, E = never> {
   private readonly state = new Map<string, S>();
+  /** The processor's entries (Processor.entrySerde), when it keeps any. */
+  private readonly entries: Entries<E> | undefined;
   private readonly timers = new TimerQueue();
   private readonly nextOffsets = new Map<string, number>();
   private outputs: OutputRecord[] = [];
@@ -105,11 +111,13 @@ export class Task<S> {
   private readonly unsettledMinor = new Map<string, number>();
 
   constructor(
-    readonly processor: Processor<S>,
+    readonly processor: Processor<S, E>,
     readonly partition: number,
     /** Encode outputs as they are produced, so a bad one stops its step, not a whole commit. */
     private readonly encodeOutput?: OutputEncoder,
-  ) {}
+  ) {
+    this.entries = processor.entrySerde && new Entries(processor.entrySerde);
+  }
 
   // ---- restore (from the changelog, before any record is accepted) ----
 
@@ -118,6 +126,15 @@ export class Task<S> {
       if (value === null) return;
       const offsets = JSON.parse(value.toString('utf8')) as Record<string, number>;
       for (const [topic, offset] of Object.entries(offsets)) this.nextOffsets.set(topic, offset);
+      return;
+    }
+    const entry = parseEntryChangelogKey(key);
+    if (entry) {
+      if (!this.entries)
+        throw new Error(
+          `changelog holds entry ${JSON.stringify(key)}, but ${this.processor.name} keeps none`,
+        );
+      this.entries.restore(entry.key, entry.id, value);
       return;
     }
     if (value === null) {
@@ -187,6 +204,20 @@ export class Task<S> {
     return this.state.get(key);
   }
 
+  /** How many entries the task holds over all keys. */
+  get entryCount(): number {
+    return this.entries?.size ?? 0;
+  }
+
+  /** The key's entries (tests and tools). */
+  entriesOf(key: string): ReadonlyMap<string, E> {
+    return this.entries?.of(key) ?? new Map<string, E>();
+  }
+
+  private view(key: string): EntryStore<E> {
+    return this.entries ? this.entries.view(key) : NO_ENTRIES;
+  }
+
   keys(): IterableIterator<string> {
     return this.state.keys();
   }
@@ -213,14 +244,16 @@ export class Task<S> {
     }
     const { key } = decoded.record;
     const before = this.state.get(key);
-    const step = this.processor.process(before, decoded.record, { now });
+    const step = this.processor.process(before, decoded.record, { now, entries: this.view(key) });
     if (step.rejection) {
-      if (step.outputs.length > 0 || step.state !== before) {
+      if (step.outputs.length > 0 || (step.entries?.length ?? 0) > 0) {
         throw new InvariantViolation(
-          `${this.processor.name} rejected a record but changed state or emitted outputs`,
+          `${this.processor.name} rejected a record but emitted outputs or wrote entries`,
         );
       }
       this.advance(src);
+      // A rejecting step may remember the rejection in the key's state, nothing else.
+      if (step.state !== before) this.apply(key, { state: step.state, outputs: [] }, now, undefined);
       this.rejected.push({
         source: src,
         reasonCode: step.rejection.reasonCode,
@@ -233,6 +266,21 @@ export class Task<S> {
     this.advance(src);
     this.apply(key, step, now, encoded);
     return 'processed';
+  }
+
+  /**
+   * Sends the record to the DLQ without processing it: an operator's decision about a record that
+   * stopped the partition (RuntimeBase.skipStoppedRecord). It must be the task's next record.
+   */
+  skip(src: SourceRecord, reasonCode: string, detail: string): void {
+    const next = this.nextOffsets.get(src.topic);
+    if (src.partition !== this.partition || (next !== undefined && next !== src.offset)) {
+      throw new InvariantViolation(
+        `task ${this.partition} is at ${src.topic}@${next}: cannot skip ${src.topic}/${src.partition}@${src.offset}`,
+      );
+    }
+    this.advance(src);
+    this.rejected.push({ source: src, reasonCode, detail });
   }
 
   private encodeAll(src: SourceRecord, outputs: readonly OutputRecord[]): Buffer[] {
@@ -260,7 +308,7 @@ export class Task<S> {
     const tick = this.processor.tick;
     const s = this.state.get(key);
     if (!tick || s === undefined) return false;
-    const step = tick.call(this.processor, s, key, { now });
+    const step = tick.call(this.processor, s, key, { now, entries: this.view(key) });
     this.apply(key, step, now, this.encodeOutput ? this.encodeTicked(key, step.outputs) : undefined);
     return true;
   }
@@ -292,9 +340,14 @@ export class Task<S> {
     }
   }
 
-  private apply(key: string, step: StepResult<S>, now: number, encoded: Buffer[] | undefined): void {
+  private apply(key: string, step: StepResult<S, E>, now: number, encoded: Buffer[] | undefined): void {
     if (step.state === undefined) this.state.delete(key);
     else this.state.set(key, step.state);
+    if (step.entries !== undefined || step.expireEntriesBefore !== undefined) {
+      if (!this.entries)
+        throw new InvariantViolation(`${this.processor.name} wrote entries without an entrySerde`);
+      this.entries.apply(key, step.entries, step.expireEntriesBefore);
+    }
     // Every processed key is written to the changelog: a processor that mutated its state in
     // place and returned the same object must not lose the change on restore.
     this.dirty.add(key);
@@ -310,7 +363,7 @@ export class Task<S> {
   // ---- commit ----
 
   get pendingCount(): number {
-    return this.outputs.length + this.rejected.length + this.dirty.size;
+    return this.outputs.length + this.rejected.length + this.dirty.size + (this.entries?.pending ?? 0);
   }
 
   hasPending(): boolean {
@@ -324,6 +377,7 @@ export class Task<S> {
       const s = this.state.get(key);
       changelog.push({ key, value: s === undefined ? null : this.processor.stateSerde.encode(s) });
     }
+    if (this.entries) for (const c of this.entries.drain()) changelog.push(c);
     if (this.offsetsMoved) {
       changelog.push({
         key: OFFSETS_KEY,

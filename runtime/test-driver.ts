@@ -30,7 +30,7 @@
  */
 import {
   InvariantViolation,
-  type Context,
+  type StepContext,
   type InputRecord,
   type OutputRecord,
   type Processor,
@@ -68,13 +68,13 @@ export interface DriverOptions {
 }
 
 /** One call of the processor: which, for what key, at what ctx.now, and what it returned. */
-export interface DriverStep<S> {
+export interface DriverStep<S, E = never> {
   readonly kind: 'process' | 'tick';
   readonly partition: number;
   readonly key: string;
   readonly now: number;
   /** As the processor returned it, before any roundTripState. */
-  readonly result: StepResult<S>;
+  readonly result: StepResult<S, E>;
 }
 
 /** A piped record, where Kafka keeps it. */
@@ -94,17 +94,17 @@ type Op =
   | { readonly op: 'setClock'; readonly at: number }
   | { readonly op: 'tick'; readonly key: string; readonly partition: number };
 
-export class TestDriver<S> {
+export class TestDriver<S, E = never> {
   private nowMs: number;
   /** The processor as the tasks see it: each call recorded, and checked or round-tripped as the options say. */
-  private readonly observed: Processor<S>;
-  private readonly tasks = new Map<number, Task<S>>();
+  private readonly observed: Processor<S, E>;
+  private readonly tasks = new Map<number, Task<S, E>>();
   private readonly changelogs = new Map<number, Map<string, Buffer | null>>();
   /** The end of each input topic-partition: the offset the next piped record gets. */
   private readonly logEnds = new Map<string, { topic: TopicWithRecord; partition: number; end: number }>();
   private readonly committed: OutputRecord[] = [];
   private readonly deadLetters: Rejected[] = [];
-  private readonly stepLog: Array<DriverStep<S>> = [];
+  private readonly stepLog: Array<DriverStep<S, E>> = [];
   private readonly autoCommit: boolean;
   private sinceCommit: Op[] = [];
   /** Every enqueued record per topic-partition (the merged API's logs). */
@@ -117,7 +117,7 @@ export class TestDriver<S> {
   private partitionInUse = 0;
 
   constructor(
-    private readonly processor: Processor<S>,
+    private readonly processor: Processor<S, E>,
     private readonly options: DriverOptions,
   ) {
     this.nowMs = options.startAt;
@@ -131,7 +131,7 @@ export class TestDriver<S> {
   }
 
   /** Every call of the processor so far, in order, including those whose effects a crash lost. */
-  get steps(): ReadonlyArray<DriverStep<S>> {
+  get steps(): ReadonlyArray<DriverStep<S, E>> {
     return this.stepLog;
   }
 
@@ -167,7 +167,7 @@ export class TestDriver<S> {
   }
 
   /** Ticks `key` at the current clock whether or not its timer is due; undefined if it has no state. */
-  tick(key: string, partition = 0): DriverStep<S> | undefined {
+  tick(key: string, partition = 0): DriverStep<S, E> | undefined {
     if (!this.processor.tick) throw new Error(`${this.processor.name} has no tick`);
     this.sinceCommit.push({ op: 'tick', key, partition });
     const step = this.tickKey(key, partition);
@@ -368,8 +368,13 @@ export class TestDriver<S> {
     return this.tasks.get(partition)?.get(key);
   }
 
+  /** The key's entries (Processor.entrySerde), as the task holds them now. */
+  entries(key: string, partition = 0): ReadonlyMap<string, E> {
+    return this.tasks.get(partition)?.entriesOf(key) ?? new Map<string, E>();
+  }
+
   /** The partition's withheld-and-unsettled totals, as the Kafka runtime reports them in gauges. */
-  unsettled(partition = 0): ReturnType<Task<S>['unsettled']> {
+  unsettled(partition = 0): ReturnType<Task<S, E>['unsettled']> {
     return this.task(partition).unsettled();
   }
 
@@ -403,7 +408,7 @@ export class TestDriver<S> {
         };
   }
 
-  private tickKey(key: string, partition: number): DriverStep<S> | undefined {
+  private tickKey(key: string, partition: number): DriverStep<S, E> | undefined {
     const n = this.stepLog.length;
     this.partitionInUse = partition;
     return this.task(partition).tick(key, this.nowMs) ? this.stepLog[n] : undefined;
@@ -450,24 +455,35 @@ export class TestDriver<S> {
     }
   }
 
-  private observe(p: Processor<S>): Processor<S> {
+  private observe(p: Processor<S, E>): Processor<S, E> {
     const serde = p.stateSerde;
     const { roundTripState = false, checkPurity = false } = this.options;
     const call = (
-      kind: DriverStep<S>['kind'],
+      kind: DriverStep<S, E>['kind'],
       key: string,
       state: S | undefined,
       now: number,
-      run: () => StepResult<S>,
-    ): StepResult<S> => {
+      run: () => StepResult<S, E>,
+    ): StepResult<S, E> => {
       const before = checkPurity && state !== undefined ? serde.encode(state) : undefined;
       const result = run();
       if (before && state !== undefined && !serde.encode(state).equals(before)) {
         throw new Error(`${p.name} mutated the state it was given (${kind} of key ${key} at ${now})`);
       }
       this.stepLog.push({ kind, partition: this.partitionInUse, key, now, result });
-      if (!roundTripState || result.state === undefined || result.state === state) return result;
-      return { ...result, state: serde.decode(serde.encode(result.state)) };
+      if (!roundTripState) return result;
+      const entrySerde = p.entrySerde;
+      const entries =
+        entrySerde &&
+        result.entries?.map((c) => ({
+          ...c,
+          value: c.value === undefined ? undefined : entrySerde.decode(entrySerde.encode(c.value)),
+        }));
+      const roundTripped =
+        result.state === undefined || result.state === state
+          ? result.state
+          : serde.decode(serde.encode(result.state));
+      return { ...result, state: roundTripped, ...(entries && { entries }) };
     };
     const { timerAt, tick, unsettled } = p;
     return {
@@ -475,18 +491,19 @@ export class TestDriver<S> {
       inputs: p.inputs,
       outputs: p.outputs,
       stateSerde: serde,
+      ...(p.entrySerde && { entrySerde: p.entrySerde }),
       process: (state, input, ctx) =>
         call('process', input.key, state, ctx.now, () => p.process(state, input, ctx)),
       ...(timerAt && { timerAt: (s: S) => timerAt.call(p, s) }),
       ...(tick && {
-        tick: (s: S, key: string, ctx: Context) =>
+        tick: (s: S, key: string, ctx: StepContext<E>) =>
           call('tick', key, s, ctx.now, () => tick.call(p, s, key, ctx)),
       }),
       ...(unsettled && { unsettled: (s: S) => unsettled.call(p, s) }),
     };
   }
 
-  private task(partition: number): Task<S> {
+  private task(partition: number): Task<S, E> {
     let t = this.tasks.get(partition);
     if (!t) {
       t = new Task(this.observed, partition);

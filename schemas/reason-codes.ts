@@ -40,6 +40,8 @@ export const DLQ_REASON_CODES = {
   INVALID_LOAN_TERMS:
     'A FUNDED loan event has a term out of range: principal <= 0, rate outside 1..10000 bps, or period outside 1..366 days.',
   KEY_MISMATCH: "The Kafka key is missing or differs from the record's key field (merchant_id or loan_id).",
+  OPERATOR_SKIPPED:
+    'A record that stopped its partition on a broken invariant, moved here by an operator (holdback dlq skip) so that the partition goes on.',
 } as const;
 
 export type DlqReasonCode = keyof typeof DLQ_REASON_CODES;
@@ -61,6 +63,8 @@ export const PROCESSOR_REASON_CODES = {
     'PAUSED, RESUMED, PAID_OFF_EXTERNALLY or WRITTEN_OFF for a loan_id never FUNDED for this merchant.',
   INVALID_TRANSITION:
     "A status event the loan's status does not allow (RESUMED when not PAUSED, anything after a terminal event).",
+  BEYOND_DEDUP_HORIZON:
+    'A payout event older than the de-duplication horizon for a payout Holdback no longer remembers: not decided again.',
 } as const;
 
 export type ProcessorReasonCode = keyof typeof PROCESSOR_REASON_CODES;

@@ -13,9 +13,13 @@ import { readToEnd } from '../../connectors/kafka-read';
 import { SchemaRegistryClient } from '../../connectors/registry';
 import type { DeadLetter } from '../../schemas/generated/types';
 import { TOPICS } from '../../schemas/topics';
+import { z } from 'zod';
+import { parseFlags } from '../../connectors/flags';
+import { SKIP_REQUEST } from '../../runtime/skip-command';
 import type { Command } from '../main';
 
 const HELP = `usage: holdback dlq <inspect|replay> [filters] [options]
+       holdback dlq skip --processor-url URL --partition P --topic T --offset O --note TEXT
 
 filters (all optional, combined with AND):
   --reason CODE            only this reason code (docs/reason-codes.md)
@@ -25,7 +29,11 @@ options:
   --topic-prefix P         the prefix the processors run with (default none)
   --limit N                inspect: show at most N (default 50)
   --json                   inspect: one JSON object per line
-  --dry-run                replay: say what would be sent, send nothing`;
+  --dry-run                replay: say what would be sent, send nothing
+
+skip: a partition stopped on a broken invariant (HoldbackPartitionStopped): after judging the
+record it names (/health: stoppedAt), move that one record to the DLQ as OPERATOR_SKIPPED and let
+the partition go on. --processor-url is the instance's metrics URL (its "starting" log line).`;
 
 export interface DeadLetterEntry {
   partition: number;
@@ -109,6 +117,7 @@ export const command: Command = {
   summary: 'inspect and replay dead letters',
   async run(args) {
     const [verb, ...rest] = args;
+    if (verb === 'skip') return skip(rest);
     if (verb !== 'inspect' && verb !== 'replay') {
       console.log(HELP);
       return verb === '--help' ? 0 : 2;
@@ -189,3 +198,30 @@ export const command: Command = {
     return missing > 0 ? 1 : 0;
   },
 };
+
+const SKIP_FLAGS = SKIP_REQUEST.extend({ processorUrl: z.url() });
+
+/** `holdback dlq skip`: asks the processor instance that owns the stopped partition to skip its record. */
+async function skip(args: readonly string[]): Promise<number> {
+  const { processorUrl, ...request } = parseFlags(SKIP_FLAGS, args);
+  let res: Response;
+  try {
+    res = await fetch(new URL('/admin/skip', processorUrl), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(request),
+    });
+  } catch (e) {
+    console.error(
+      `holdback dlq skip: cannot reach ${processorUrl}: ${e instanceof Error ? e.message : String(e)}`,
+    );
+    return 1;
+  }
+  const body = (await res.json().catch(() => ({}))) as { done?: string; error?: string };
+  if (res.ok) {
+    console.log(body.done);
+    return 0;
+  }
+  console.error(`holdback dlq skip: ${res.status}: ${body.error ?? res.statusText}`);
+  return 1;
+}

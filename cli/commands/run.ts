@@ -15,6 +15,7 @@ import { describeRunOptions, parseRunOptions } from '../../runtime/config';
 import { KafkaRuntime, type RuntimeOptions } from '../../runtime/kafka-runtime';
 import { jsonLogger } from '../../runtime/log';
 import { RuntimeMetrics } from '../../runtime/metrics';
+import { parseSkipRequest } from '../../runtime/skip-command';
 import { scrapeTargetsDir } from '../../stack/components';
 import type { Command } from '../main';
 
@@ -47,9 +48,17 @@ export const command: Command = {
       console.error(`holdback run: --policy is an option of eligibility, not of ${name}`);
       return 2;
     }
+    if (options.dedupHorizonDays !== undefined && name !== 'repayment') {
+      console.error(`holdback run: --dedup-horizon-days is an option of repayment, not of ${name}`);
+      return 2;
+    }
     let processor;
     try {
-      processor = factory({ policyPath: options.policy, readFile: (p) => readFileSync(p, 'utf8') });
+      processor = factory({
+        policyPath: options.policy,
+        readFile: (p) => readFileSync(p, 'utf8'),
+        dedupHorizonDays: options.dedupHorizonDays,
+      });
     } catch (e) {
       // A bad policy stops start-up, naming the file, the key and the reason.
       console.error(`holdback run: ${e instanceof Error ? e.message : String(e)}`);
@@ -96,6 +105,15 @@ export const command: Command = {
       service: applicationId,
       scrapeTargetsDir: existsSync(targets) ? targets : undefined,
       health: () => runtime.health(),
+      ready: () => runtime.ready(),
+      commands: {
+        '/admin/skip': async (body) => {
+          const req = parseSkipRequest(body);
+          if (!req.ok) return { status: 400, body: { error: req.error } };
+          const r = await runtime.skipStoppedRecord(req.value);
+          return { status: r.status, body: r.status === 200 ? { done: r.message } : { error: r.message } };
+        },
+      },
     });
     log.info('starting', { ...options, applicationId, metrics: server.url });
     try {

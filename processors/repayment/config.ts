@@ -2,20 +2,18 @@
  * The repayment processor's configuration: every key optional, with the documented default;
  * unknown keys and bad values are refused when the processor is created.
  *
- * Retention is measured on the merchant clock (event time, advanced by ticks): see README.md.
- * Forgetting a payout is a trade-off: a SCHEDULED replayed after its record is forgotten is
- * withheld again, and a FAILED that arrives after it cannot be reversed. The defaults keep terminal
- * payouts far longer than any redelivery (producer retries, a consumer group rewind) takes.
+ * Times are on the merchant clock (processor.ts). The de-duplication horizon bounds what a
+ * merchant's state remembers of its payouts (docs/contract.md, "De-duplication horizon").
  */
 const DAY_MS = 86_400_000;
 
 export interface RepaymentConfig {
-  /** How long a SETTLED or FAILED payout is remembered after its last event. Default 35 days. */
-  readonly terminalPayoutRetentionMs: number;
-  /** How long a payout with neither SETTLED nor FAILED is remembered after its last event. Default 180 days. */
-  readonly openPayoutRetentionMs: number;
-  /** How long a processed event_id is remembered, so that its redelivery changes nothing. Default 35 days. */
-  readonly eventIdRetentionMs: number;
+  /**
+   * How long a payout is remembered after its latest event (one with withholdings not yet
+   * settled or failed: until it is). An event of a payout no longer remembered whose occurred_at is
+   * older than this is not decided again (BEYOND_DEDUP_HORIZON). Default 35 days.
+   */
+  readonly dedupHorizonMs: number;
   /**
    * How far ahead of ctx.now an event's occurred_at may move the merchant clock. Default 1 day: a
    * far-future timestamp cannot close a loan's periods early (it is still processed).
@@ -26,9 +24,7 @@ export interface RepaymentConfig {
 }
 
 export const DEFAULT_REPAYMENT_CONFIG: RepaymentConfig = {
-  terminalPayoutRetentionMs: 35 * DAY_MS,
-  openPayoutRetentionMs: 180 * DAY_MS,
-  eventIdRetentionMs: 35 * DAY_MS,
+  dedupHorizonMs: 35 * DAY_MS,
   futureToleranceMs: DAY_MS,
   paceWarmupBps: 2500,
 };

@@ -11,9 +11,9 @@ import type {
   RepaymentPace,
 } from '../../schemas/generated/types';
 import { InvariantViolation } from '../api';
-import { BPS_DENOMINATOR, isMinor, mulDivFloor } from '../money';
+import { BPS_DENOMINATOR, isMinor, mulDivFloor, mulDivFloorCapped } from '../money';
 import type { Loan, Withholding } from './state';
-import { MAX_PERIOD_DAYS } from '../../schemas/validate';
+import { MAX_AMOUNT_MINOR, MAX_PERIOD_DAYS } from '../../schemas/validate';
 
 export const DAY_MS = 86_400_000;
 export const CURRENCY = /^[A-Z]{3}$/;
@@ -45,7 +45,8 @@ export function termsProblem(e: LoanEvent): string | null {
   } = e;
   if (!isMinor(p) || p === 0) return 'principal_minor must be a positive integer';
   if (!isMinor(f)) return 'fee_minor must be a non-negative integer';
-  if (!Number.isSafeInteger(p + f)) return 'principal_minor + fee_minor exceeds 2^53';
+  // The balance is an amount: every amount Holdback reports stays within the validator's ceiling.
+  if (p + f > MAX_AMOUNT_MINOR) return `principal_minor + fee_minor exceeds ${MAX_AMOUNT_MINOR}`;
   if (!isMinor(bps) || bps < 1 || bps > BPS_DENOMINATOR) return 'holdback_rate_bps must be 1..10000';
   if (!isMinor(min)) return 'minimum_payment_minor must be a non-negative integer';
   if (!isMinor(days) || days < 1 || days > MAX_PERIOD_DAYS)
@@ -184,8 +185,8 @@ export interface PaceAssessment {
 
 /**
  * Pace: project the open period's collections linearly over its running time,
- * projected = floor(period_collected * period length / elapsed), and call the loan AT_RISK when the
- * projection falls short of period_required. Not judged (null) without a minimum, while the clock
+ * projected = floor(period_collected * period length / elapsed) (at most MAX_AMOUNT_MINOR, 10^13), and call the
+ * loan AT_RISK when the projection falls short of period_required. Not judged (null) without a minimum, while the clock
  * is stopped, or before `warmupBps` of the period has run (an empty start says nothing).
  */
 export function assessPace(l: Loan, clock: number, warmupBps: number): PaceAssessment {
@@ -195,7 +196,8 @@ export function assessPace(l: Loan, clock: number, warmupBps: number): PaceAsses
   const elapsed = clock - start;
   const collected = l.periodCollectedMinor;
   const required = l.periodRequiredMinor;
-  const projectedMinor = elapsed > 0 ? mulDivFloor(collected, length, elapsed) : null;
+  // Capped at the amount ceiling: a large collection early in a long period projects past it.
+  const projectedMinor = elapsed > 0 ? mulDivFloorCapped(collected, length, elapsed, MAX_AMOUNT_MINOR) : null;
   if (required === 0) return { pace: null, projectedMinor, recheckAt: null };
   if (collected >= required) return { pace: 'ON_PACE', projectedMinor, recheckAt: null };
   const judgedFrom = Math.max(1, mulDivFloor(length, warmupBps, BPS_DENOMINATOR));

@@ -9,9 +9,11 @@ import type { Deduction, LoanEvent, PayoutEvent, PayoutSettlement } from '../../
 import { TOPICS } from '../../schemas/topics';
 import type {
   Context,
+  EntryChange,
   InputRecord,
   OutputRecord,
   Processor,
+  StepContext,
   StepResult,
   TopicWithRecord,
   Unsettled,
@@ -26,6 +28,7 @@ import {
   closeDuePeriods,
   collect,
   CURRENCY,
+  DAY_MS,
   fundLoan,
   isRunning,
   sameLoan,
@@ -39,6 +42,9 @@ import type { RepaymentRejectionCode } from './reasons';
 import {
   copyState,
   emptyState,
+  isOpen,
+  openPayoutOf,
+  payoutRecordSerde,
   repaymentStateSerde,
   type Loan,
   type PayoutRecord,
@@ -50,15 +56,18 @@ export const REPAYMENT_PROCESSOR_NAME = 'repayment';
 /** 9999-12-31T23:59:59.999Z: later timestamps are malformed. */
 const MAX_TIMESTAMP = 253_402_300_799_999;
 
-type Step = StepResult<RepaymentState>;
+type Step = StepResult<RepaymentState, PayoutRecord>;
 
-export function createRepaymentProcessor(config: Partial<RepaymentConfig> = {}): Processor<RepaymentState> {
+export function createRepaymentProcessor(
+  config: Partial<RepaymentConfig> = {},
+): Processor<RepaymentState, PayoutRecord> {
   const cfg = parseRepaymentConfig(config);
   return {
     name: REPAYMENT_PROCESSOR_NAME,
     inputs: [TOPICS.loanEvents, TOPICS.payouts],
     outputs: [TOPICS.deductions, TOPICS.loanStates, TOPICS.settlements],
     stateSerde: repaymentStateSerde,
+    entrySerde: payoutRecordSerde,
     process: (state, input, ctx) => processInput(cfg, state, input, ctx),
     timerAt: (s) => nextTimer(cfg, s),
     tick: (state, _key, ctx) => runStep(cfg, state, ctx, ctx.now, () => undefined),
@@ -74,11 +83,10 @@ function unsettled(s: RepaymentState): Unsettled | undefined {
   let count = 0;
   let oldestAt = Infinity;
   const byCurrency = new Map<string, number>();
-  for (const r of s.payouts.values()) {
-    if (r.settled || r.failed || r.reversed || r.withholdings.length === 0) continue;
-    count += r.withholdings.length;
-    byCurrency.set(r.currency, (byCurrency.get(r.currency) ?? 0) + sumWithheld(r));
-    oldestAt = Math.min(oldestAt, r.firstWithheldDecidedAt ?? r.scheduledAt ?? r.touchedAt);
+  for (const o of s.open.values()) {
+    count += o.withholdings;
+    byCurrency.set(o.currency, (byCurrency.get(o.currency) ?? 0) + o.withheldMinor);
+    oldestAt = Math.min(oldestAt, o.decidedAt);
   }
   return count === 0 ? undefined : { count, minorByCurrency: [...byCurrency], oldestAt };
 }
@@ -87,11 +95,36 @@ function isFrom<T extends TopicWithRecord>(input: InputRecord, topic: T): input 
   return input.topic === topic;
 }
 
+const validTime = (t: number): boolean => isMinor(t) && t <= MAX_TIMESTAMP;
+
+/**
+ * The time a record is applied at: the merchant clock moved to ctx.now (so every period that
+ * ended before the record's time is closed first, whether or not a timer already fired) and to the
+ * event's occurred_at, which may run ahead of ctx.now by at most futureToleranceMs.
+ */
+function clockFor(cfg: RepaymentConfig, s: RepaymentState, occurredAt: number, now: number): number {
+  const eventTime = validTime(occurredAt) ? Math.min(occurredAt, now + cfg.futureToleranceMs) : 0;
+  return Math.max(s.clock, now, eventTime);
+}
+
+/** The payout's record if it is still remembered at `clock` (docs/contract.md, "De-duplication horizon"). */
+function remembered(
+  cfg: RepaymentConfig,
+  s: RepaymentState,
+  ctx: StepContext<PayoutRecord>,
+  payoutId: string,
+  clock: number,
+): PayoutRecord | undefined {
+  const r = ctx.entries?.get(payoutId) ?? s.legacyPayouts.get(payoutId);
+  if (r === undefined) return undefined;
+  return isOpen(r) || clock - r.lastEventAt <= cfg.dedupHorizonMs ? r : undefined;
+}
+
 function processInput(
   cfg: RepaymentConfig,
   state: RepaymentState | undefined,
   input: InputRecord,
-  ctx: Context,
+  ctx: StepContext<PayoutRecord>,
 ): Step {
   const before = state ?? emptyState();
   const reject = (reasonCode: RepaymentRejectionCode, detail: string): Step => ({
@@ -99,59 +132,75 @@ function processInput(
     outputs: [],
     rejection: { reasonCode, detail },
   });
-  let event: PayoutEvent | LoanEvent;
-  // Loan events are de-duplicated by event_id. Payout events need no event_id memory: the
-  // payout's own record says whether it was scheduled, settled or failed, and each of those
-  // happens once (a state rewritten on every commit stays small).
-  let seenKey: string | null;
-  let problem: [RepaymentRejectionCode, string] | null;
-  let apply: (s: RepaymentState, out: OutputRecord[]) => void;
+  const value = input.value as PayoutEvent | LoanEvent;
+  if (value.merchant_id !== input.key) {
+    return reject('MERCHANT_MISMATCH', `merchant_id '${value.merchant_id}' differs from key '${input.key}'`);
+  }
   if (isFrom(input, TOPICS.payouts)) {
-    const e = (event = input.value);
-    seenKey = null;
-    problem = payoutProblem(e);
-    apply = (s, out) => applyPayout(s, e, ctx.now, out);
-  } else if (isFrom(input, TOPICS.loanEvents)) {
-    const e = (event = input.value);
-    seenKey = `l:${e.event_id}`;
-    problem = loanEventProblem(before, e);
-    apply = (s) => applyLoanEvent(s, e, ctx.now);
-  } else {
-    throw new InvariantViolation(`repayment: not an input topic: ${input.topic}`);
+    // Payouts are de-duplicated by the payout's own record: SCHEDULED, SETTLED and FAILED each
+    // apply once per payout_id, whatever the event_id (a retry under a new id is the same event).
+    const e = input.value;
+    const clock = clockFor(cfg, before, e.occurred_at, ctx.now);
+    const record = remembered(cfg, before, ctx, e.payout_id, clock);
+    if (record && alreadyApplied(record, e)) return { state, outputs: [] };
+    const problem = payoutProblem(e);
+    if (problem) return reject(...problem);
+    if (!record && clock - e.occurred_at > cfg.dedupHorizonMs) {
+      return reject(
+        'BEYOND_DEDUP_HORIZON',
+        `${e.type} of payout ${e.payout_id}, which occurred ${Math.floor((clock - e.occurred_at) / DAY_MS)} days before ` +
+          `the merchant clock: past the ${cfg.dedupHorizonMs / DAY_MS}-day horizon, it is not remembered and is not decided again`,
+      );
+    }
+    return runStep(cfg, before, ctx, clock, (s, out, entries) =>
+      applyPayout(cfg, s, e, record, ctx.now, out, entries),
+    );
   }
-  // Checks in the order of REPAYMENT_REJECTION_CODES; a redelivered event_id is one event.
-  if (event.merchant_id !== input.key) {
-    return reject('MERCHANT_MISMATCH', `merchant_id '${event.merchant_id}' differs from key '${input.key}'`);
+  if (isFrom(input, TOPICS.loanEvents)) {
+    // Loan events are de-duplicated by event_id, rejected ones too: a redelivery gets the same verdict.
+    const e = input.value;
+    const verdict = before.loanEvents.get(e.event_id);
+    if (verdict === null) return { state, outputs: [] };
+    if (verdict !== undefined) return { state, outputs: [], rejection: verdict };
+    const problem = loanEventProblem(before, e);
+    if (problem) {
+      // Remembered, so that a redelivery after the loan changed is still this rejection.
+      const [reasonCode, detail] = problem;
+      const s = { ...before, loanEvents: new Map(before.loanEvents).set(e.event_id, { reasonCode, detail }) };
+      return { state: s, outputs: [], rejection: { reasonCode, detail } };
+    }
+    return runStep(cfg, before, ctx, clockFor(cfg, before, e.occurred_at, ctx.now), (s) => {
+      applyLoanEvent(s, e, ctx.now);
+      s.loanEvents.set(e.event_id, null);
+    });
   }
-  if (seenKey !== null && before.seen.has(seenKey)) return { state, outputs: [] };
-  if (isFrom(input, TOPICS.payouts) && alreadyApplied(before, input.value)) return { state, outputs: [] };
-  if (problem) return reject(...problem);
-  // Stream time moves the merchant clock, but never further than futureToleranceMs past ctx.now.
-  const eventTime = Math.min(event.occurred_at, ctx.now + cfg.futureToleranceMs);
-  return runStep(cfg, before, ctx, eventTime, (s, out) => {
-    apply(s, out);
-    if (seenKey !== null) s.seen.set(seenKey, s.clock);
-  });
+  throw new InvariantViolation(`repayment: not an input topic: ${input.topic}`);
 }
+
+type EntryChanges = Array<EntryChange<PayoutRecord>>;
 
 /**
  * One step: advance the merchant clock (closing due periods) before applying the event, apply
- * it, forget what retention allows, reassess pace, and emit a LoanState (version + 1) for every
- * loan that changed.
+ * it, reassess pace, and emit a LoanState (version + 1) for every loan that changed. Payout records
+ * of an older changelog move into entries; entries past the horizon are dropped.
  */
 function runStep(
   cfg: RepaymentConfig,
   before: RepaymentState,
   ctx: Context,
   clockTo: number,
-  apply: (s: RepaymentState, out: OutputRecord[]) => void,
+  apply: (s: RepaymentState, out: OutputRecord[], entries: EntryChanges) => void,
 ): Step {
   const s = copyState(before);
   const out: OutputRecord[] = [];
+  const entries: EntryChanges = [];
+  if (s.legacyPayouts.size > 0) {
+    for (const [id, r] of s.legacyPayouts) writePayout(cfg, s, entries, id, r);
+    s.legacyPayouts = new Map();
+  }
   s.clock = Math.max(s.clock, clockTo);
   for (const loan of s.loans.values()) closeDuePeriods(loan, s.clock);
-  apply(s, out);
-  forgetExpired(cfg, s);
+  apply(s, out, entries);
   for (const loan of loansByFunding(s)) {
     closeDuePeriods(loan, s.clock); // a FUNDED that arrives late catches up at once
     loan.pace = assessPace(loan, s.clock, cfg.paceWarmupBps).pace;
@@ -165,8 +214,37 @@ function runStep(
       value: toLoanState(loan, s.clock, cfg.paceWarmupBps),
     });
   }
-  const empty = s.loans.size === 0 && s.payouts.size === 0 && s.seen.size === 0;
-  return { state: empty ? undefined : s, outputs: out };
+  // A merchant that holds nothing any more is forgotten: no loans, verdicts or payouts (an entry
+  // outlives the state only until it expires), and a clock not ahead of now (so nothing is lost).
+  const empty =
+    s.loans.size === 0 &&
+    s.loanEvents.size === 0 &&
+    s.open.size === 0 &&
+    s.rememberUntil < s.clock &&
+    s.clock <= ctx.now;
+  return {
+    state: empty ? undefined : s,
+    outputs: out,
+    ...(entries.length > 0 && { entries }),
+    expireEntriesBefore: s.clock,
+  };
+}
+
+/** Writes a payout's entry: kept while open, else until the horizon has passed its latest event. */
+function writePayout(
+  cfg: RepaymentConfig,
+  s: RepaymentState,
+  entries: EntryChanges,
+  id: string,
+  r: PayoutRecord,
+): void {
+  if (isOpen(r)) {
+    entries.push({ id, value: r });
+    return;
+  }
+  const expiresAt = r.lastEventAt + cfg.dedupHorizonMs;
+  s.rememberUntil = Math.max(s.rememberUntil, expiresAt);
+  entries.push({ id, value: r, expiresAt });
 }
 
 /** The key's timer: the earliest period end (or pace change) of a loan whose period clock runs. */
@@ -201,46 +279,52 @@ function payoutProblem(e: PayoutEvent): [RepaymentRejectionCode, string] | null 
 }
 
 /** The payout's record already holds this event's effect: a redelivery, or a retry with a new event_id. */
-function alreadyApplied(s: RepaymentState, e: PayoutEvent): boolean {
-  const r = s.payouts.get(e.payout_id);
-  if (!r) return false;
+function alreadyApplied(r: PayoutRecord, e: PayoutEvent): boolean {
   if (e.type === 'SCHEDULED') return r.scheduledAt !== null;
   return e.type === 'SETTLED' ? r.settled : r.failed;
 }
 
-function applyPayout(s: RepaymentState, e: PayoutEvent, now: number, out: OutputRecord[]): void {
-  const record = s.payouts.get(e.payout_id);
+/**
+ * Applies a payout event to the payout's record (`record`: undefined when it is new here or no
+ * longer remembered) and writes the new record as the payout's entry.
+ */
+function applyPayout(
+  cfg: RepaymentConfig,
+  s: RepaymentState,
+  e: PayoutEvent,
+  record: PayoutRecord | undefined,
+  now: number,
+  out: OutputRecord[],
+  entries: EntryChanges,
+): void {
+  const lastEventAt = Math.max(record?.lastEventAt ?? 0, e.occurred_at);
+  let next: PayoutRecord;
   switch (e.type) {
     case 'SCHEDULED':
-      // A payout seen before (scheduled, settled or failed) withholds nothing more.
-      if (record)
-        s.payouts.set(e.payout_id, {
-          ...record,
-          scheduledAt: record.scheduledAt ?? e.occurred_at,
-          touchedAt: s.clock,
-        });
-      else s.payouts.set(e.payout_id, withhold(s, e, now, out));
-      return;
+      // A payout seen before (settled or failed) withholds nothing more.
+      next = record ? { ...record, scheduledAt: e.occurred_at, lastEventAt } : withhold(s, e, now, out);
+      break;
     case 'FAILED': {
-      const r = record ?? newPayoutRecord(s, e, null);
-      if (r.failed) return;
+      const r = record ?? newPayoutRecord(e, null);
       const instructedMinor = r.reversed ? 0 : sumWithheld(r);
       if (!r.reversed) reverse(s, r, e, now, out);
-      s.payouts.set(e.payout_id, { ...r, failed: true, reversed: true, touchedAt: s.clock });
+      next = { ...r, failed: true, reversed: true, lastEventAt };
       out.push(settlement(e, r, instructedMinor, now));
-      return;
+      break;
     }
     case 'SETTLED': {
-      const r = record ?? newPayoutRecord(s, e, null);
-      if (r.settled) return;
-      s.payouts.set(e.payout_id, { ...r, settled: true, touchedAt: s.clock });
+      const r = record ?? newPayoutRecord(e, null);
+      next = { ...r, settled: true, lastEventAt };
       out.push(settlement(e, r, r.reversed ? 0 : sumWithheld(r), now));
-      return;
+      break;
     }
   }
+  if (isOpen(next)) s.open.set(e.payout_id, openPayoutOf(next));
+  else s.open.delete(e.payout_id);
+  writePayout(cfg, s, entries, e.payout_id, next);
 }
 
-function newPayoutRecord(s: RepaymentState, e: PayoutEvent, scheduledAt: number | null): PayoutRecord {
+function newPayoutRecord(e: PayoutEvent, scheduledAt: number | null): PayoutRecord {
   return {
     grossMinor: e.gross_amount_minor,
     currency: e.currency,
@@ -250,7 +334,7 @@ function newPayoutRecord(s: RepaymentState, e: PayoutEvent, scheduledAt: number 
     reversed: false,
     settled: false,
     failed: false,
-    touchedAt: s.clock,
+    lastEventAt: e.occurred_at,
   };
 }
 
@@ -274,7 +358,7 @@ function withhold(s: RepaymentState, e: PayoutEvent, now: number, out: OutputRec
     out.push(deduction('WITHHOLD', e, loan, amountMinor, gross, now));
   }
   return {
-    ...newPayoutRecord(s, e, e.occurred_at),
+    ...newPayoutRecord(e, e.occurred_at),
     withholdings,
     firstWithheldDecidedAt: withheld > 0 ? now : null,
   };
@@ -368,18 +452,4 @@ function applyLoanEvent(s: RepaymentState, e: LoanEvent, now: number): void {
   const loan = s.loans.get(e.loan_id);
   if (!loan) throw new InvariantViolation(`loan ${e.loan_id} vanished between check and apply`);
   applyStatusEvent(loan, e.type, s.clock);
-}
-
-// ---- retention ----------------------------------------------------------------------------
-
-/** Forgets event_ids and payouts older than their retention on the merchant clock. */
-function forgetExpired(cfg: RepaymentConfig, s: RepaymentState): void {
-  for (const [key, at] of s.seen) {
-    if (s.clock - at <= cfg.eventIdRetentionMs) break; // insertion order is clock order
-    s.seen.delete(key);
-  }
-  for (const [id, r] of s.payouts) {
-    const keep = r.settled || r.failed ? cfg.terminalPayoutRetentionMs : cfg.openPayoutRetentionMs;
-    if (s.clock - r.touchedAt > keep) s.payouts.delete(id);
-  }
 }

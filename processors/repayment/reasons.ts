@@ -12,6 +12,7 @@ export const REPAYMENT_REJECTION_CODES = [
   'DUPLICATE_LOAN',
   'UNKNOWN_LOAN',
   'INVALID_TRANSITION',
+  'BEYOND_DEDUP_HORIZON',
 ] as const satisfies readonly ProcessorReasonCode[];
 
 export type RepaymentRejectionCode = (typeof REPAYMENT_REJECTION_CODES)[number];

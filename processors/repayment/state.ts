@@ -10,7 +10,7 @@ import {
   type LoanStatus,
   type RepaymentPace,
 } from '../../schemas/generated/types';
-import type { StateSerde } from '../api';
+import type { Rejection, StateSerde } from '../api';
 import { BinaryReader, BinaryWriter } from '../binary';
 
 export interface Loan {
@@ -59,44 +59,99 @@ export interface PayoutRecord {
   readonly reversed: boolean;
   readonly settled: boolean;
   readonly failed: boolean;
-  /** Merchant clock at its last event: the start of its retention. */
-  readonly touchedAt: number;
+  /** The latest occurred_at of its events applied here: its de-duplication horizon runs from it. */
+  readonly lastEventAt: number;
 }
 
+/** A payout whose withholdings stand and that is neither SETTLED nor FAILED: money in flight. */
+export interface OpenPayout {
+  readonly currency: string;
+  readonly withheldMinor: number;
+  readonly withholdings: number;
+  readonly decidedAt: number;
+}
+
+/** What became of a loan event: null when it applied, else its rejection (given again on redelivery). */
+export type LoanEventVerdict = Rejection | null;
+
 export interface RepaymentState {
-  /** The merchant clock: the highest stream time (occurred_at) or tick time seen. Never goes back. */
+  /** The merchant clock: event time, ctx.now and ticks move it (processor.ts, clockFor). Never goes back. */
   clock: number;
   loans: Map<string, Loan>;
-  payouts: Map<string, PayoutRecord>;
-  /** Processed inputs, `<topic tag>:<event_id>` -> merchant clock when processed. */
-  seen: Map<string, number>;
+  /** Every loan event_id this merchant was sent, with its verdict, for as long as its loans live. */
+  loanEvents: Map<string, LoanEventVerdict>;
+  /** The payouts (their records are entries, PayoutRecord) whose withholdings are unsettled. */
+  open: Map<string, OpenPayout>;
+  /**
+   * Payout records restored from a version 2 changelog, which kept them inside the state: the
+   * key's next step moves them into entries. Empty otherwise.
+   */
+  legacyPayouts: Map<string, PayoutRecord>;
+  /** The latest expiry of a payout entry written: the state (its clock) is kept at least that long. */
+  rememberUntil: number;
 }
 
 export function emptyState(): RepaymentState {
-  return { clock: 0, loans: new Map(), payouts: new Map(), seen: new Map() };
+  return {
+    clock: 0,
+    loans: new Map(),
+    loanEvents: new Map(),
+    open: new Map(),
+    legacyPayouts: new Map(),
+    rememberUntil: 0,
+  };
 }
 
-/** A copy a step may mutate: loans are copied, payout records are replaced rather than changed. */
+/** A copy a step may mutate: loans are copied; verdicts and open payouts are replaced, never changed. */
 export function copyState(s: RepaymentState): RepaymentState {
   const loans = new Map<string, Loan>();
   for (const [id, loan] of s.loans) loans.set(id, { ...loan });
-  return { clock: s.clock, loans, payouts: new Map(s.payouts), seen: new Map(s.seen) };
+  return {
+    clock: s.clock,
+    loans,
+    loanEvents: new Map(s.loanEvents),
+    open: new Map(s.open),
+    legacyPayouts: s.legacyPayouts,
+    rememberUntil: s.rememberUntil,
+  };
+}
+
+/** Whether a payout record holds withholdings a SETTLED or FAILED has still to conclude. */
+export function isOpen(r: PayoutRecord): boolean {
+  return r.withholdings.length > 0 && !r.reversed && !r.settled && !r.failed;
+}
+
+export function openPayoutOf(r: PayoutRecord): OpenPayout {
+  return {
+    currency: r.currency,
+    withheldMinor: r.withholdings.reduce((sum, w) => sum + w.amountMinor, 0),
+    withholdings: r.withholdings.length,
+    decidedAt: r.firstWithheldDecidedAt ?? r.scheduledAt ?? r.lastEventAt,
+  };
 }
 
 /**
- * The changelog format. Version 2 is binary (processors/binary.ts): a state is rewritten on every
- * commit that touches its merchant, so its size is the changelog's write volume; the JSON of
- * version 1 was about four times larger and its encoding a tenth of the processor's CPU at 5k
- * payouts/s. Version 1 (JSON, first byte '{') is still read, so an existing changelog restores.
+ * The changelog format. A state is rewritten on every commit that touches its merchant, so it
+ * holds only what is small (loans, loan event verdicts, open payouts); each payout's record is its
+ * own entry (payoutRecordSerde), written when that payout changes. Version 3 is that layout;
+ * version 2 (binary, payouts and event ids inside the state) and version 1 (JSON, first byte '{')
+ * still restore: their payouts become entries at the key's next step.
  */
 const SERDE_V1 = 1;
 const SERDE_V2 = 2;
+const SERDE_V3 = 3;
+const PAYOUT_RECORD_V1 = 1;
+
+interface V2Payout extends Omit<PayoutRecord, 'lastEventAt'> {
+  /** Merchant clock at its last event (version 1 and 2); its lastEventAt is taken to be this. */
+  readonly touchedAt: number;
+}
 
 interface EncodedStateV1 {
   v: number;
   clock: number;
   loans: Loan[];
-  payouts: Array<[string, PayoutRecord]>;
+  payouts: Array<[string, V2Payout]>;
   seen: Array<[string, number]>;
 }
 
@@ -138,25 +193,13 @@ function readLoan(r: BinaryReader): Loan {
   };
 }
 
-/** A withholding names its loan by position in the state's loans when it can (1 byte, not an id). */
-function writePayout(w: BinaryWriter, id: string, p: PayoutRecord, loanIndex: Map<string, number>): void {
-  w.string(id).uint(p.grossMinor).string(p.currency);
-  w.nullableUint(p.scheduledAt).nullableUint(p.firstWithheldDecidedAt).uint(p.touchedAt);
-  w.byte(
-    (p.reversed ? PAYOUT_FLAGS.reversed : 0) |
-      (p.settled ? PAYOUT_FLAGS.settled : 0) |
-      (p.failed ? PAYOUT_FLAGS.failed : 0),
-  );
-  w.uint(p.withholdings.length);
-  for (const h of p.withholdings) {
-    const i = loanIndex.get(h.loanId);
-    if (i === undefined) w.uint(0).string(h.loanId);
-    else w.uint(i + 1);
-    w.uint(h.amountMinor).uint(h.periodIndex);
-  }
-}
+const flagsOf = (p: Omit<PayoutRecord, 'lastEventAt'>): number =>
+  (p.reversed ? PAYOUT_FLAGS.reversed : 0) |
+  (p.settled ? PAYOUT_FLAGS.settled : 0) |
+  (p.failed ? PAYOUT_FLAGS.failed : 0);
 
-function readPayout(r: BinaryReader, loanIds: readonly string[]): [string, PayoutRecord] {
+/** A version 2 payout: its withholdings name their loan by position in the state's loans when they could. */
+function readV2Payout(r: BinaryReader, loanIds: readonly string[]): [string, PayoutRecord] {
   const id = r.string();
   const grossMinor = r.uint();
   const currency = r.string();
@@ -174,18 +217,43 @@ function readPayout(r: BinaryReader, loanIds: readonly string[]): [string, Payou
   }
   return [
     id,
-    {
-      grossMinor,
-      currency,
-      scheduledAt,
-      firstWithheldDecidedAt,
-      withholdings,
-      reversed: (flags & PAYOUT_FLAGS.reversed) !== 0,
-      settled: (flags & PAYOUT_FLAGS.settled) !== 0,
-      failed: (flags & PAYOUT_FLAGS.failed) !== 0,
-      touchedAt,
-    },
+    withFlags({ grossMinor, currency, scheduledAt, firstWithheldDecidedAt, withholdings }, flags, touchedAt),
   ];
+}
+
+function withFlags(
+  p: Pick<
+    PayoutRecord,
+    'grossMinor' | 'currency' | 'scheduledAt' | 'firstWithheldDecidedAt' | 'withholdings'
+  >,
+  flags: number,
+  lastEventAt: number,
+): PayoutRecord {
+  return {
+    ...p,
+    reversed: (flags & PAYOUT_FLAGS.reversed) !== 0,
+    settled: (flags & PAYOUT_FLAGS.settled) !== 0,
+    failed: (flags & PAYOUT_FLAGS.failed) !== 0,
+    lastEventAt,
+  };
+}
+
+/** A state of version 1 or 2: event ids were all applied ones (rejections were not kept). */
+function fromLegacy(
+  clock: number,
+  loans: Map<string, Loan>,
+  payouts: Iterable<[string, PayoutRecord]>,
+  seen: Iterable<[string, number]>,
+): RepaymentState {
+  const s = emptyState();
+  s.clock = clock;
+  s.loans = loans;
+  for (const [key] of seen) if (key.startsWith('l:')) s.loanEvents.set(key.slice(2), null);
+  for (const [id, p] of payouts) {
+    s.legacyPayouts.set(id, p);
+    if (isOpen(p)) s.open.set(id, openPayoutOf(p));
+  }
+  return s;
 }
 
 function decodeV1(bytes: Buffer): RepaymentState {
@@ -193,12 +261,55 @@ function decodeV1(bytes: Buffer): RepaymentState {
   if (e === null || typeof e !== 'object' || e.v !== SERDE_V1) {
     throw new Error(`repayment state: unsupported serde version ${String((e as { v?: unknown } | null)?.v)}`);
   }
-  return {
-    clock: e.clock,
-    loans: new Map(e.loans.map((loan) => [loan.loanId, loan])),
-    payouts: new Map(e.payouts),
-    seen: new Map(e.seen),
-  };
+  const payouts = e.payouts.map(([id, { touchedAt, ...p }]): [string, PayoutRecord] => [
+    id,
+    { ...p, lastEventAt: touchedAt },
+  ]);
+  return fromLegacy(e.clock, new Map(e.loans.map((loan) => [loan.loanId, loan])), payouts, e.seen);
+}
+
+function decodeV2(r: BinaryReader): RepaymentState {
+  const clock = r.uint();
+  const loans = readLoans(r);
+  const loanIds = [...loans.keys()];
+  const payouts: Array<[string, PayoutRecord]> = [];
+  for (let n = r.uint(); n > 0; n--) payouts.push(readV2Payout(r, loanIds));
+  const seen: Array<[string, number]> = [];
+  for (let n = r.uint(); n > 0; n--) seen.push([r.string(), r.uint()]);
+  return fromLegacy(clock, loans, payouts, seen);
+}
+
+function readLoans(r: BinaryReader): Map<string, Loan> {
+  const loans = new Map<string, Loan>();
+  for (let n = r.uint(); n > 0; n--) {
+    const loan = readLoan(r);
+    loans.set(loan.loanId, loan);
+  }
+  return loans;
+}
+
+function writePayoutBody(w: BinaryWriter, p: PayoutRecord): void {
+  w.uint(p.grossMinor).string(p.currency);
+  w.nullableUint(p.scheduledAt).nullableUint(p.firstWithheldDecidedAt).uint(p.lastEventAt);
+  w.byte(flagsOf(p)).uint(p.withholdings.length);
+  for (const h of p.withholdings) w.string(h.loanId).uint(h.amountMinor).uint(h.periodIndex);
+}
+
+function readPayoutBody(r: BinaryReader): PayoutRecord {
+  const grossMinor = r.uint();
+  const currency = r.string();
+  const scheduledAt = r.nullableUint();
+  const firstWithheldDecidedAt = r.nullableUint();
+  const lastEventAt = r.uint();
+  const flags = r.byte();
+  const withholdings: Withholding[] = [];
+  for (let n = r.uint(); n > 0; n--)
+    withholdings.push({ loanId: r.string(), amountMinor: r.uint(), periodIndex: r.uint() });
+  return withFlags(
+    { grossMinor, currency, scheduledAt, firstWithheldDecidedAt, withholdings },
+    flags,
+    lastEventAt,
+  );
 }
 
 /** One writer for every encode: its buffer grows to the largest state and is reused (less garbage). */
@@ -208,39 +319,75 @@ const scratch = new BinaryWriter(16 * 1024);
 export const repaymentStateSerde: StateSerde<RepaymentState> = {
   encode(s) {
     const w = scratch.reset();
-    w.byte(SERDE_V2).uint(s.clock);
-    const loanIndex = new Map<string, number>();
+    w.byte(SERDE_V3).uint(s.clock).uint(s.rememberUntil);
     w.uint(s.loans.size);
-    for (const loan of s.loans.values()) {
-      loanIndex.set(loan.loanId, loanIndex.size);
-      writeLoan(w, loan);
+    for (const loan of s.loans.values()) writeLoan(w, loan);
+    w.uint(s.loanEvents.size);
+    for (const [id, v] of s.loanEvents) {
+      w.string(id);
+      if (v === null) w.byte(0);
+      else w.byte(1).string(v.reasonCode).string(v.detail);
     }
-    w.uint(s.payouts.size);
-    for (const [id, p] of s.payouts) writePayout(w, id, p, loanIndex);
-    w.uint(s.seen.size);
-    for (const [key, at] of s.seen) w.string(key).uint(at);
+    w.uint(s.open.size);
+    for (const [id, o] of s.open)
+      w.string(id).string(o.currency).uint(o.withheldMinor).uint(o.withholdings).uint(o.decidedAt);
+    w.uint(s.legacyPayouts.size);
+    for (const [id, p] of s.legacyPayouts) {
+      w.string(id);
+      writePayoutBody(w, p);
+    }
     return w.finish();
   },
   decode(bytes) {
     if (bytes[0] === 0x7b) return decodeV1(bytes); // '{': version 1, JSON
     const r = new BinaryReader(bytes, 'repayment state');
     const version = r.byte();
-    if (version !== SERDE_V2) throw new Error(`repayment state: unsupported serde version ${version}`);
-    const clock = r.uint();
-    const loans = new Map<string, Loan>();
-    for (let n = r.uint(); n > 0; n--) {
-      const loan = readLoan(r);
-      loans.set(loan.loanId, loan);
+    if (version === SERDE_V2) {
+      const s = decodeV2(r);
+      r.end();
+      return s;
     }
-    const loanIds = [...loans.keys()];
-    const payouts = new Map<string, PayoutRecord>();
+    if (version !== SERDE_V3) throw new Error(`repayment state: unsupported serde version ${version}`);
+    const s = emptyState();
+    s.clock = r.uint();
+    s.rememberUntil = r.uint();
+    s.loans = readLoans(r);
     for (let n = r.uint(); n > 0; n--) {
-      const [id, p] = readPayout(r, loanIds);
-      payouts.set(id, p);
+      const id = r.string();
+      s.loanEvents.set(id, r.byte() === 0 ? null : { reasonCode: r.string(), detail: r.string() });
     }
-    const seen = new Map<string, number>();
-    for (let n = r.uint(); n > 0; n--) seen.set(r.string(), r.uint());
+    for (let n = r.uint(); n > 0; n--) {
+      const id = r.string();
+      s.open.set(id, {
+        currency: r.string(),
+        withheldMinor: r.uint(),
+        withholdings: r.uint(),
+        decidedAt: r.uint(),
+      });
+    }
+    for (let n = r.uint(); n > 0; n--) {
+      const id = r.string();
+      s.legacyPayouts.set(id, readPayoutBody(r));
+    }
     r.end();
-    return { clock, loans, payouts, seen };
+    return s;
+  },
+};
+
+/** A payout's record as its own entry (Processor.entrySerde): a version byte, then the record. */
+export const payoutRecordSerde: StateSerde<PayoutRecord> = {
+  encode(p) {
+    const w = scratch.reset();
+    w.byte(PAYOUT_RECORD_V1);
+    writePayoutBody(w, p);
+    return w.finish();
+  },
+  decode(bytes) {
+    const r = new BinaryReader(bytes, 'payout record');
+    const version = r.byte();
+    if (version !== PAYOUT_RECORD_V1) throw new Error(`payout record: unsupported serde version ${version}`);
+    const p = readPayoutBody(r);
+    r.end();
+    return p;
   },
 };

@@ -11,6 +11,7 @@ import type { OutputRecord, StepResult } from '../../../processors/api';
 import {
   createRepaymentProcessor,
   repaymentStateSerde,
+  type PayoutRecord,
   type RepaymentState,
 } from '../../../processors/repayment';
 import { TestDriver } from '../../../runtime/test-driver';
@@ -27,7 +28,7 @@ import { ReferenceMerchant, type RefDecision, type RefLoanView } from './referen
 import { send } from './table';
 
 // Long retention: the reference model remembers everything.
-const CONFIG = { terminalPayoutRetentionMs: 1e12, openPayoutRetentionMs: 1e12, eventIdRetentionMs: 1e12 };
+const CONFIG = { dedupHorizonMs: 1e12 };
 
 type Step =
   | { kind: 'event'; key: string; event: LoanEvent | PayoutEvent; now: number }
@@ -164,7 +165,7 @@ const scenario = fc.record({
  * clock moves back and forth (setClock), and ticks are explicit (a merchant without state is not
  * ticked). Returns what each call returned.
  */
-function run(steps: Step[], roundTripState: boolean): StepResult<RepaymentState>[] {
+function run(steps: Step[], roundTripState: boolean): StepResult<RepaymentState, PayoutRecord>[] {
   const driver = new TestDriver(createRepaymentProcessor(CONFIG), {
     startAt: T0,
     roundTripState,
@@ -177,7 +178,7 @@ function run(steps: Step[], roundTripState: boolean): StepResult<RepaymentState>
   });
 }
 
-function asDecision(r: StepResult<RepaymentState>): RefDecision {
+function asDecision(r: StepResult<RepaymentState, PayoutRecord>): RefDecision {
   const of = (topic: string): OutputRecord[] => r.outputs.filter((o) => o.topic === topic);
   return {
     rejection: r.rejection?.reasonCode ?? null,
@@ -306,7 +307,7 @@ describe('repayment: properties over random histories', () => {
     fc.assert(
       fc.property(scenario, (sc) => {
         const steps = interleave(stepsOf(sc), sc.picks);
-        const strip = (rs: StepResult<RepaymentState>[]): unknown[] =>
+        const strip = (rs: StepResult<RepaymentState, PayoutRecord>[]): unknown[] =>
           rs.map((r) => ({
             outputs: r.outputs,
             rejection: r.rejection,
@@ -325,7 +326,8 @@ describe('repayment: properties over random histories', () => {
         const steps = interleave(stepsOf(sc), sc.picks);
         for (const r of run(steps, false)) {
           if (!r.state) continue;
-          const tickAt = (now: number): StepResult<RepaymentState> => processor.tick!(r.state!, 'k', { now });
+          const tickAt = (now: number): StepResult<RepaymentState, PayoutRecord> =>
+            processor.tick!(r.state!, 'k', { now });
           const timerAt = processor.timerAt!(r.state);
           if (timerAt === undefined) {
             expect(tickAt(r.state.clock + 1000 * DAY).outputs).toEqual([]);
@@ -346,7 +348,11 @@ describe('repayment: properties over random histories', () => {
      * One wall clock that only moves forward, so timers fire by themselves, each at its own time;
      * `after(i)` runs after step i. The clock then runs 10 more days to fire the last timers.
      */
-    const drive = (driver: TestDriver<RepaymentState>, steps: Step[], after: (i: number) => void): void => {
+    const drive = (
+      driver: TestDriver<RepaymentState, PayoutRecord>,
+      steps: Step[],
+      after: (i: number) => void,
+    ): void => {
       steps.forEach((s, i) => {
         driver.setTime(Math.max(driver.now, s.now));
         if (s.kind === 'event') {
@@ -387,6 +393,7 @@ describe('repayment: properties over random histories', () => {
               state: encoded(clean.state(key)),
             });
             expect({ key, timer: crashy.timer(key) }).toEqual({ key, timer: clean.timer(key) });
+            expect({ key, payouts: crashy.entries(key) }).toEqual({ key, payouts: clean.entries(key) });
           });
         },
       ),

@@ -324,8 +324,13 @@ describe('repayment: loan lifecycle', () => {
     const driver = runTable([
       [loanEvent('PAUSED', 'L9', day(0)), ['REJECTED UNKNOWN_LOAN']],
       [funded('L1', day(0), { bps: 0 }), ['REJECTED INVALID_LOAN_EVENT']],
-      // The rejected FUNDED was not remembered: its event_id can still be processed.
-      [funded('L1', day(0)), ['L1 v1 ACTIVE bal=11000 col=0 p0 0/0 missed=0 ends=d30']],
+      // A rejected event is remembered: its redelivery is rejected alike, even with other content.
+      [funded('L1', day(0)), ['REJECTED INVALID_LOAN_EVENT']],
+      // The lender's correction is a new event.
+      [
+        funded('L1', day(0), {}, { eventId: 'FUNDED:L1:corrected' }),
+        ['L1 v1 ACTIVE bal=11000 col=0 p0 0/0 missed=0 ends=d30'],
+      ],
       [keyed('M2', payout('SCHEDULED', 'P1', 1000, day(1))), ['REJECTED MERCHANT_MISMATCH']],
       [keyed('M2', payout('SCHEDULED', 'P2', -5, day(1))), ['REJECTED MERCHANT_MISMATCH']], // the first check wins
       [payout('SCHEDULED', 'P2', -5, day(1)), ['REJECTED INVALID_PAYOUT']],
@@ -338,13 +343,14 @@ describe('repayment: loan lifecycle', () => {
     expect(driver.rejected().map((r) => [r.source.offset, r.source.key?.toString(), r.reasonCode])).toEqual([
       [0, 'M1', 'UNKNOWN_LOAN'],
       [1, 'M1', 'INVALID_LOAN_EVENT'],
+      [2, 'M1', 'INVALID_LOAN_EVENT'],
       [0, 'M2', 'MERCHANT_MISMATCH'],
       [1, 'M2', 'MERCHANT_MISMATCH'],
       [2, 'M1', 'INVALID_PAYOUT'],
       [3, 'M1', 'INVALID_PAYOUT'],
-      [3, 'M1', 'INVALID_TRANSITION'],
-      [4, 'M1', 'DUPLICATE_LOAN'],
-      [5, 'M1', 'INVALID_LOAN_EVENT'],
+      [4, 'M1', 'INVALID_TRANSITION'],
+      [5, 'M1', 'DUPLICATE_LOAN'],
+      [6, 'M1', 'INVALID_LOAN_EVENT'],
     ]);
   });
 });
@@ -480,8 +486,8 @@ describe('repayment: pace', () => {
 });
 
 describe('repayment: bounded state', () => {
-  it('forgets settled payouts and event ids after their retention (a replay after that withholds again: the trade-off)', () => {
-    const driver = newDriver({ terminalPayoutRetentionMs: 5 * DAY, eventIdRetentionMs: 5 * DAY });
+  it('forgets a concluded payout after the horizon and refuses its old events then (BEYOND_DEDUP_HORIZON)', () => {
+    const driver = newDriver({ dedupHorizonMs: 5 * DAY });
     runTable(
       [
         [funded('L1', day(0)), ['L1 v1 ACTIVE bal=11000 col=0 p0 0/0 missed=0 ends=d30']],
@@ -493,28 +499,45 @@ describe('repayment: bounded state', () => {
           payout('SETTLED', 'P1', 1000, day(1), { withheld: 100 }),
           ['SETTLED P1 instructed=100 reported=100 mismatch=0'],
         ],
+        // Inside the horizon a retry under a new event_id is the same event.
         [payout('SCHEDULED', 'P1', 1000, day(3), { eventId: 'retry-1' }), []],
         [
           payout('SCHEDULED', 'P2', 1000, day(9)),
           ['WITHHOLD P2/L1 100 bal=10800', 'L1 v3 ACTIVE bal=10800 col=200 p0 200/0 missed=0 ends=d30'],
         ],
+        // P1 is forgotten; its events, redelivered 9 days later, are not decided again.
+        [payout('SCHEDULED', 'P1', 1000, day(1)), ['REJECTED BEYOND_DEDUP_HORIZON']],
+        [payout('FAILED', 'P1', 1000, day(1)), ['REJECTED BEYOND_DEDUP_HORIZON']],
       ],
       driver,
     );
-    const state = driver.state('M1');
-    expect([...(state?.payouts.keys() ?? [])]).toEqual(['P2']);
-    // Payout events are de-duplicated by the payout's record, not by event_id: only loan events
-    // are remembered, and FUNDED:L1 (d0) is 9 days old at d9.
-    expect([...(state?.seen.keys() ?? [])]).toEqual([]);
+    expect([...driver.entries('M1').keys()]).toEqual(['P2']);
+    expect(driver.rejected().at(-1)?.detail).toMatch(/FAILED of payout P1, which occurred 8 days before/);
+  });
+
+  it('remembers a payout whose withholding is unsettled until it settles, however long that takes', () => {
+    const driver = newDriver({ dedupHorizonMs: 5 * DAY });
     runTable(
       [
+        [funded('L1', day(0)), ['L1 v1 ACTIVE bal=11000 col=0 p0 0/0 missed=0 ends=d30']],
         [
-          payout('SCHEDULED', 'P1', 1000, day(10), { eventId: 'retry-2' }),
-          ['WITHHOLD P1/L1 100 bal=10700', 'L1 v4 ACTIVE bal=10700 col=300 p0 300/0 missed=0 ends=d30'],
+          payout('SCHEDULED', 'P1', 1000, day(1)),
+          ['WITHHOLD P1/L1 100 bal=10900', 'L1 v2 ACTIVE bal=10900 col=100 p0 100/0 missed=0 ends=d30'],
+        ],
+        [payout('SCHEDULED', 'P9', 0, day(20)), []],
+        [payout('SCHEDULED', 'P1', 1000, day(1)), []],
+        [
+          payout('FAILED', 'P1', 1000, day(21)),
+          [
+            'REVERSAL P1/L1 100 bal=11000',
+            'FAILED P1 instructed=100 reported=- mismatch=0',
+            'L1 v3 ACTIVE bal=11000 col=0 p0 0/0 missed=0 ends=d30',
+          ],
         ],
       ],
       driver,
     );
+    expect(driver.state('M1')?.open.size).toBe(0);
   });
 
   it('keeps the state of a merchant with a payout a day for three years small', () => {
@@ -532,9 +555,11 @@ describe('repayment: bounded state', () => {
     expect(driver.steps.filter((s) => s.kind === 'tick').map((s) => s.now)).toEqual(
       Array.from({ length: 36 }, (_, i) => day(30 * (i + 1))),
     );
-    const state = driver.state('M1');
-    expect(state?.payouts.size).toBeLessThanOrEqual(37);
-    expect(state?.seen.size).toBeLessThanOrEqual(2 * 37);
-    expect(repaymentStateSerde.encode(state!).length).toBeLessThan(16_000);
+    const state = driver.state('M1')!;
+    // 35 days of payouts are remembered, each as its own entry; the state holds only the loan.
+    expect(driver.entries('M1').size).toBeLessThanOrEqual(37);
+    expect(state.open.size).toBe(0);
+    expect(state.loanEvents.size).toBe(1);
+    expect(repaymentStateSerde.encode(state).length).toBeLessThan(200);
   });
 });

@@ -6,7 +6,8 @@ import {
   DEFAULT_REPAYMENT_CONFIG,
   repaymentStateSerde,
 } from '../../../processors/repayment';
-import { day, funded, payout } from './fixtures';
+import { payoutRecordSerde } from '../../../processors/repayment/state';
+import { day, funded, loanEvent, payout } from './fixtures';
 import { newDriver, send } from './table';
 
 describe('repayment: state serde and configuration', () => {
@@ -20,7 +21,10 @@ describe('repayment: state serde and configuration', () => {
     expect(repaymentStateSerde.decode(bytes)).toEqual(state);
     expect(repaymentStateSerde.encode(repaymentStateSerde.decode(bytes)).equals(bytes)).toBe(true);
     expect([...state.loans.keys()]).toEqual(['constructor']);
-    expect([...state.payouts.keys()]).toEqual(['toString']);
+    expect([...state.open.keys()]).toEqual(['toString']);
+    expect([...driver.entries(m).keys()]).toEqual(['toString']);
+    const record = driver.entries(m).get('toString')!;
+    expect(payoutRecordSerde.decode(payoutRecordSerde.encode(record))).toEqual(record);
     expect(({} as Record<string, unknown>)['loanId']).toBeUndefined(); // no prototype was polluted
   });
 
@@ -29,34 +33,66 @@ describe('repayment: state serde and configuration', () => {
     expect(() => repaymentStateSerde.decode(Buffer.from('null'))).toThrow(/version/);
   });
 
-  it('still restores a version 1 (JSON) changelog record, and refuses truncated or padded binary', () => {
+  it('restores a version 1 (JSON) or 2 state, whose payouts the next step moves into entries', () => {
     const driver = newDriver();
     send(driver, funded('L1', day(0)));
     send(driver, payout('SCHEDULED', 'P1', 1000, day(1)));
-    send(driver, payout('FAILED', 'P1', 1000, day(2)));
+    send(driver, payout('SCHEDULED', 'P2', 1000, day(2)));
+    send(driver, payout('FAILED', 'P2', 1000, day(2)));
     const state = driver.state('M1')!;
+    const entries = driver.entries('M1');
     const v1 = Buffer.from(
       JSON.stringify({
         v: 1,
         clock: state.clock,
         loans: [...state.loans.values()],
-        payouts: [...state.payouts],
-        seen: [...state.seen],
+        payouts: [...entries].map(([id, { lastEventAt, ...p }]) => [id, { ...p, touchedAt: lastEventAt }]),
+        seen: [['l:FUNDED:L1', day(0)]],
       }),
     );
-    expect(repaymentStateSerde.decode(v1)).toEqual(state);
-    const v2 = repaymentStateSerde.encode(state);
-    expect(v2.length * 3).toBeLessThan(v1.length); // what every commit writes per merchant
-    expect(() => repaymentStateSerde.decode(v2.subarray(0, v2.length - 1))).toThrow(/truncated/);
-    expect(() => repaymentStateSerde.decode(Buffer.concat([v2, Buffer.from([0])]))).toThrow(/trailing/);
+    const restored = repaymentStateSerde.decode(v1);
+    expect(restored).toEqual({ ...state, legacyPayouts: new Map(entries), rememberUntil: 0 });
+    // The next step writes them as entries and leaves the state without them.
+    const processor = createRepaymentProcessor();
+    const step = processor.process(
+      restored,
+      {
+        topic: 'marketplace.payouts.v1',
+        key: 'M1',
+        value: payout('SETTLED', 'P1', 1000, day(3), { withheld: 100 }),
+        timestamp: day(3),
+      },
+      { now: day(3) },
+    );
+    expect(step.state?.legacyPayouts.size).toBe(0);
+    expect(step.entries?.map((c) => c.id)).toEqual(['P1', 'P2', 'P1']);
+    const v3 = repaymentStateSerde.encode(state);
+    expect(v3.length * 3).toBeLessThan(v1.length); // what every commit writes per merchant
+    expect(() => repaymentStateSerde.decode(v3.subarray(0, v3.length - 1))).toThrow(/truncated/);
+    expect(() => repaymentStateSerde.decode(Buffer.concat([v3, Buffer.from([0])]))).toThrow(/trailing/);
+  });
+
+  it('remembers each loan event verdict with the state, rejections with their reason', () => {
+    const driver = newDriver();
+    send(driver, funded('L1', day(0)));
+    send(driver, loanEvent('RESUMED', 'L1', day(1), { eventId: 'e21' }));
+    const state = driver.state('M1')!;
+    expect([...state.loanEvents]).toEqual([
+      ['FUNDED:L1', null],
+      [
+        'e21',
+        { reasonCode: 'INVALID_TRANSITION', detail: 'RESUMED does not apply to a loan that is ACTIVE' },
+      ],
+    ]);
+    expect(repaymentStateSerde.decode(repaymentStateSerde.encode(state))).toEqual(state);
   });
 
   it('takes documented defaults and refuses unknown keys and bad values', () => {
-    expect(DEFAULT_REPAYMENT_CONFIG.terminalPayoutRetentionMs).toBe(35 * 86_400_000);
+    expect(DEFAULT_REPAYMENT_CONFIG.dedupHorizonMs).toBe(35 * 86_400_000);
     expect(() => createRepaymentProcessor({ retentionDays: 3 } as never)).toThrow(
       /unknown key 'retentionDays'/,
     );
-    expect(() => createRepaymentProcessor({ eventIdRetentionMs: -1 })).toThrow(/eventIdRetentionMs/);
+    expect(() => createRepaymentProcessor({ dedupHorizonMs: -1 })).toThrow(/dedupHorizonMs/);
     expect(() => createRepaymentProcessor({ paceWarmupBps: 10_001 })).toThrow(/paceWarmupBps/);
   });
 

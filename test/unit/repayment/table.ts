@@ -9,6 +9,7 @@
  */
 import {
   createRepaymentProcessor,
+  type PayoutRecord,
   type RepaymentConfig,
   type RepaymentState,
 } from '../../../processors/repayment';
@@ -18,8 +19,8 @@ import type { LoanEvent, PayoutEvent } from '../../../schemas/generated/types';
 import { render, T0 } from './fixtures';
 
 type Input = LoanEvent | PayoutEvent;
-export type Driver = TestDriver<RepaymentState>;
-export type Step = DriverStep<RepaymentState>;
+export type Driver = TestDriver<RepaymentState, PayoutRecord>;
+export type Step = DriverStep<RepaymentState, PayoutRecord>;
 export type Action =
   | { kind: 'event'; event: Input; now: number; key?: string }
   | { kind: 'tick'; now: number; key: string }

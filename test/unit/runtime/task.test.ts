@@ -1,4 +1,4 @@
-import { InvariantViolation, type Processor } from '../../../processors/api';
+import { InvariantViolation, type OutputRecord, type Processor } from '../../../processors/api';
 import { OFFSETS_KEY, OutputEncodingError, Task, type SourceRecord } from '../../../runtime/task';
 import { TestDriver } from '../../../runtime/test-driver';
 import { chunkBySize } from '../../../runtime/kafka-runtime';
@@ -60,23 +60,26 @@ test('a task rebuilt from its changelog has the same state, offsets and timers',
   expect(b.get('m1')?.expired).toBe(true);
 });
 
-test('a processor that rejects but changes state breaks an invariant', () => {
-  const bad: Processor<Count> = {
+test('a rejecting step may remember the rejection in its state, but emitting outputs breaks an invariant', () => {
+  const remembered = { sales: 1, amountMinor: 0, deadline: 0, expired: false };
+  const rejecting = (outputs: OutputRecord[]): Processor<Count> => ({
     ...countingProcessor,
     process: (_s, input) => ({
-      state: { sales: 1, amountMinor: 0, deadline: 0, expired: false },
-      outputs: [],
+      state: remembered,
+      outputs,
       rejection: { reasonCode: 'X', detail: String(input.key) },
     }),
+  });
+  const input = {
+    ok: true as const,
+    record: { topic: 'marketplace.sales.v1' as const, key: 'm1', value: sale('m1', 1), timestamp: T0 },
   };
-  const task = new Task(bad, 0);
-  expect(() =>
-    task.accept(
-      src(0),
-      { ok: true, record: { topic: 'marketplace.sales.v1', key: 'm1', value: sale('m1', 1), timestamp: T0 } },
-      T0,
-    ),
-  ).toThrow(InvariantViolation);
+  const task = new Task(rejecting([]), 0);
+  expect(task.accept(src(0), input, T0)).toBe('rejected');
+  expect(task.get('m1')).toBe(remembered);
+  expect(task.drain().changelog.map((c) => c.key)).toEqual(['m1', OFFSETS_KEY]);
+  const output: OutputRecord = { topic: 'marketplace.sales.v1', key: 'm1', value: sale('m1', 1) };
+  expect(() => new Task(rejecting([output]), 0).accept(src(0), input, T0)).toThrow(InvariantViolation);
 });
 
 test('an output that does not encode leaves the task as before that record: earlier work can still commit', () => {
