@@ -19,6 +19,7 @@ import { TOPICS } from '../../schemas/topics';
 import type { Context, InputRecord, OutputRecord, Processor, StepResult } from '../api';
 import { InvariantViolation } from '../api';
 import { isMinor, mulDivFloor } from '../money';
+import { fitId } from '../ids';
 import { computeFeatures, decisionFeatures, evaluate, type Evaluation } from './decide';
 import { closeLoan, markRefillSignalled, pendingRefills, updateLoan } from './loans';
 import { ELIGIBILITY_REASONS } from './reasons';
@@ -63,9 +64,12 @@ const SEED: Record<Source, number> = { o: 1, s: 2, p: 3, l: 4, ls: 5, t: 6 };
 /** Escapes '%' and ':' so that the parts of an id cannot run into each other. */
 const esc = (id: string): string => id.replace(/%/g, '%25').replace(/:/g, '%3A');
 
-/** `<merchant_id>:<source>:<trigger_event_id>`: one decision per trigger, whatever the policy. */
+/**
+ * `<merchant_id>:<source>:<trigger_event_id>`: one decision per trigger, whatever the policy;
+ * shortened with its hash when longer than an id may be (processors/ids.ts).
+ */
 export function decisionId(merchantId: string, source: Source, triggerEventId: string): string {
-  return `${esc(merchantId)}:${source}:${esc(triggerEventId)}`;
+  return fitId(`${esc(merchantId)}:${source}:${esc(triggerEventId)}`);
 }
 
 /** A 16-bit tag of the policy version, stored with the last decision: a new policy is a material change. */
@@ -83,7 +87,8 @@ export function createEligibilityProcessor(policy: EligibilityPolicy): Processor
     outputs: [TOPICS.eligibility],
     stateSerde: eligibilityStateSerde,
     process: (state, input, ctx) => processInput(policy, tag, view, state, input, ctx),
-    timerAt: (s) => (windowsEmptyOf(s) ? undefined : startOfDay(todayOf(s) + 1)),
+    // No timer past the last representable day: a tick there could not move the clock.
+    timerAt: (s) => (windowsEmptyOf(s) || todayOf(s) >= MAX_DAY ? undefined : startOfDay(todayOf(s) + 1)),
     tick: (state, key, ctx) => {
       view.load(state);
       const day = dayOf(ctx.now);
@@ -225,7 +230,7 @@ function parse(input: InputRecord): Parsed {
         source: SOURCE[TOPICS.loanStates],
         // A LoanState has no event_id: applying one twice sets the same values, so it needs no memory.
         eventId: null,
-        triggerId: `${e.loan_id}@v${e.version}`,
+        triggerId: fitId(`${e.loan_id}@v${e.version}`),
         merchantId: e.merchant_id,
         at: e.updated_at,
         currency: e.currency,

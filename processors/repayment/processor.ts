@@ -19,6 +19,7 @@ import type {
   Unsettled,
 } from '../api';
 import { InvariantViolation } from '../api';
+import { fitId } from '../ids';
 import { isMinor, shareOfBps } from '../money';
 import { parseRepaymentConfig, type RepaymentConfig } from './config';
 import {
@@ -375,10 +376,13 @@ function reverse(s: RepaymentState, r: PayoutRecord, e: PayoutEvent, now: number
   }
 }
 
-/** `<payout_id>:<loan_id>:<type>`, with '%' and ':' escaped inside the ids so that it is unambiguous. */
+/**
+ * `<payout_id>:<loan_id>:<type>`, with '%' and ':' escaped inside the ids so that it is unambiguous;
+ * shortened with its hash when longer than an id may be (processors/ids.ts).
+ */
 export function deductionId(payoutId: string, loanId: string, type: Deduction['type']): string {
   const esc = (id: string): string => id.replace(/%/g, '%25').replace(/:/g, '%3A');
-  return `${esc(payoutId)}:${esc(loanId)}:${type}`;
+  return fitId(`${esc(payoutId)}:${esc(loanId)}:${type}`);
 }
 
 function deduction(

@@ -2,9 +2,10 @@
  * Issue 13: one decision per event forever, and no valid record can stop a partition. Each table
  * is a sequence an independent check found wrong, through the broker-free driver.
  */
-import { MAX_AMOUNT_MINOR } from '../../../schemas/validate';
+import { deductionId } from '../../../processors/repayment';
+import { MAX_AMOUNT_MINOR, MAX_ID_LENGTH, validateRecord } from '../../../schemas/validate';
 import { day, DAY, funded, loanEvent, payout } from './fixtures';
-import { at, newDriver, runTable, tick } from './table';
+import { at, newDriver, runTable, send, tick } from './table';
 
 describe('repayment: a loan event_id is one event, applied or rejected', () => {
   it('rejects a redelivered rejected RESUMED again: the lender’s newer PAUSED stands', () => {
@@ -127,5 +128,21 @@ describe('repayment: periods close by the rule’s time, not by when a timer fir
     expect(loan(withoutTick)).toEqual(loan(withTick));
     // Period 0 ended at d10 with nothing collected: missed, then the payout counts in period 1.
     expect(loan(withTick)).toMatchObject({ status: 'BEHIND', period_index: 1, period_collected_minor: 500 });
+  });
+});
+
+describe('repayment: outputs of ids at the limit still encode', () => {
+  it('shortens a deduction_id of two 256-character ids with its hash, deterministically', () => {
+    const payoutId = `P${'x'.repeat(MAX_ID_LENGTH - 1)}`;
+    const loanId = `L${'y'.repeat(MAX_ID_LENGTH - 1)}`;
+    const driver = newDriver();
+    send(driver, funded(loanId, day(0), {}, { eventId: 'f1' }));
+    send(driver, payout('SCHEDULED', payoutId, 1000, day(1), { eventId: 'p1' }));
+    const [withhold] = driver.outputs('holdback.deductions.v1');
+    expect(withhold!.value.deduction_id).toHaveLength(MAX_ID_LENGTH);
+    expect(withhold!.value.deduction_id).toBe(deductionId(payoutId, loanId, 'WITHHOLD'));
+    expect(deductionId(payoutId, loanId, 'REVERSAL')).not.toBe(withhold!.value.deduction_id);
+    const checked = validateRecord('Deduction', withhold!.value, { now: day(1) });
+    expect(checked).toEqual({ ok: true, value: withhold!.value });
   });
 });

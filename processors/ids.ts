@@ -1,0 +1,16 @@
+/**
+ * Output ids built from input ids (deduction_id, decision_id, trigger ids) must fit the contract's
+ * id limit like any id. Inputs may each be MAX_ID_LENGTH long, so a composed id can be longer: it
+ * is then shortened to a prefix and the SHA-256 of the whole, deterministic and collision-free in
+ * practice, so the same inputs always give the same id. Shorter ids are unchanged.
+ */
+import { createHash } from 'node:crypto';
+import { MAX_ID_LENGTH } from '../schemas/validate';
+
+const HASH_CHARS = 64;
+
+export function fitId(id: string): string {
+  if (id.length <= MAX_ID_LENGTH) return id;
+  const digest = createHash('sha256').update(id, 'utf8').digest('hex');
+  return `${id.slice(0, MAX_ID_LENGTH - HASH_CHARS - 1)}#${digest}`;
+}
