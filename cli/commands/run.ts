@@ -7,12 +7,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Codec } from '../../connectors/codec';
 import { loadEndpoints } from '../../connectors/endpoints';
-import { startMetricsServer } from '../../connectors/metrics-server';
+import { startMetricsServer, type MetricsServer } from '../../connectors/metrics-server';
 import { SchemaRegistryClient } from '../../connectors/registry';
 import { PROCESSORS } from '../../processors';
 import { deadLetterSink, runtimeCodec } from '../../runtime/codec-adapter';
-import { describeRunOptions, parseRunOptions } from '../../runtime/config';
-import { KafkaRuntime, type RuntimeOptions } from '../../runtime/kafka-runtime';
+import type { Processor } from '../../processors/api';
+import { describeRunOptions, parseRunOptions, type RunOptions } from '../../runtime/config';
+import { KafkaRuntime, type Logger, type RuntimeOptions } from '../../runtime/kafka-runtime';
+import type { RdKafkaRuntime } from '../../runtime/rdkafka-runtime';
 import { jsonLogger } from '../../runtime/log';
 import { RuntimeMetrics } from '../../runtime/metrics';
 import { parseSkipRequest } from '../../runtime/skip-command';
@@ -64,58 +66,7 @@ export const command: Command = {
       console.error(`holdback run: ${e instanceof Error ? e.message : String(e)}`);
       return 2;
     }
-    const endpoints = loadEndpoints();
-    const clock = (): number => Date.now();
-    const applicationId = options.applicationId ?? `holdback-${processor.name}`;
-    const log = jsonLogger({ processor: processor.name, instance: `${hostname()}-${process.pid}` });
-
-    const registry = new SchemaRegistryClient({ url: endpoints.registryUrl });
-    const codec = new Codec({ source: registry, schemaIds: await registry.lookupAll() });
-    const metrics = new RuntimeMetrics();
-    const runtimeOptions: RuntimeOptions<unknown> = {
-      processor,
-      kafka: { clientId: applicationId, brokers: endpoints.kafkaBrokers },
-      applicationId,
-      topicPrefix: options.topicPrefix,
-      codec: runtimeCodec(codec, clock),
-      deadLetters: deadLetterSink(codec, options.dlqPayload),
-      clock,
-      guarantee: options.guarantee,
-      commitIntervalMs: options.commitIntervalMs,
-      tickIntervalMs: options.tickIntervalMs,
-      streamTime: options.clock === 'stream',
-      maxPendingPerTask: options.maxPendingPerTask,
-      maxTaskIdleMs: options.maxTaskIdleMs,
-      maxBufferedPerPartition: options.maxBufferedPerPartition,
-      maxBytesPerPartition: options.maxFetchBytesPerPartition,
-      sessionTimeoutMs: options.sessionTimeoutMs,
-      metrics,
-      log,
-    };
-    // node-rdkafka is a native module: loaded only when chosen, so kafkajs runs without it.
-    const runtime =
-      options.transport === 'rdkafka'
-        ? new (await import('../../runtime/rdkafka-runtime')).RdKafkaRuntime(runtimeOptions)
-        : new KafkaRuntime(runtimeOptions);
-    const targets = scrapeTargetsDir();
-    const server = await startMetricsServer({
-      registry: metrics.registry,
-      host: endpoints.host,
-      port: options.metricsPort,
-      service: applicationId,
-      scrapeTargetsDir: existsSync(targets) ? targets : undefined,
-      health: () => runtime.health(),
-      ready: () => runtime.ready(),
-      commands: {
-        '/admin/skip': async (body) => {
-          const req = parseSkipRequest(body);
-          if (!req.ok) return { status: 400, body: { error: req.error } };
-          const r = await runtime.skipStoppedRecord(req.value);
-          return { status: r.status, body: r.status === 200 ? { done: r.message } : { error: r.message } };
-        },
-      },
-    });
-    log.info('starting', { ...options, applicationId, metrics: server.url });
+    const { runtime, server, log } = await serve(processor, options);
     try {
       await runtime.start();
       const signal = await stopRequested;
@@ -132,3 +83,63 @@ export const command: Command = {
     }
   },
 };
+
+/** A processor's runtime and its HTTP endpoint (/metrics, /health, /ready, /admin/skip), wired as `holdback run` does. */
+export async function serve(
+  processor: Processor<unknown, unknown>,
+  options: RunOptions,
+): Promise<{ runtime: KafkaRuntime<unknown> | RdKafkaRuntime<unknown>; server: MetricsServer; log: Logger }> {
+  const endpoints = loadEndpoints();
+  const clock = (): number => Date.now();
+  const applicationId = options.applicationId ?? `holdback-${processor.name}`;
+  const log = jsonLogger({ processor: processor.name, instance: `${hostname()}-${process.pid}` });
+
+  const registry = new SchemaRegistryClient({ url: endpoints.registryUrl });
+  const codec = new Codec({ source: registry, schemaIds: await registry.lookupAll() });
+  const metrics = new RuntimeMetrics();
+  const runtimeOptions: RuntimeOptions<unknown> = {
+    processor,
+    kafka: { clientId: applicationId, brokers: endpoints.kafkaBrokers },
+    applicationId,
+    topicPrefix: options.topicPrefix,
+    codec: runtimeCodec(codec, clock),
+    deadLetters: deadLetterSink(codec, options.dlqPayload),
+    clock,
+    guarantee: options.guarantee,
+    commitIntervalMs: options.commitIntervalMs,
+    tickIntervalMs: options.tickIntervalMs,
+    streamTime: options.clock === 'stream',
+    maxPendingPerTask: options.maxPendingPerTask,
+    maxTaskIdleMs: options.maxTaskIdleMs,
+    maxBufferedPerPartition: options.maxBufferedPerPartition,
+    maxBytesPerPartition: options.maxFetchBytesPerPartition,
+    sessionTimeoutMs: options.sessionTimeoutMs,
+    metrics,
+    log,
+  };
+  // node-rdkafka is a native module: loaded only when chosen, so kafkajs runs without it.
+  const runtime =
+    options.transport === 'rdkafka'
+      ? new (await import('../../runtime/rdkafka-runtime')).RdKafkaRuntime(runtimeOptions)
+      : new KafkaRuntime(runtimeOptions);
+  const targets = scrapeTargetsDir();
+  const server = await startMetricsServer({
+    registry: metrics.registry,
+    host: endpoints.host,
+    port: options.metricsPort,
+    service: applicationId,
+    scrapeTargetsDir: existsSync(targets) ? targets : undefined,
+    health: () => runtime.health(),
+    ready: () => runtime.ready(),
+    commands: {
+      '/admin/skip': async (body) => {
+        const req = parseSkipRequest(body);
+        if (!req.ok) return { status: 400, body: { error: req.error } };
+        const r = await runtime.skipStoppedRecord(req.value);
+        return { status: r.status, body: r.status === 200 ? { done: r.message } : { error: r.message } };
+      },
+    },
+  });
+  log.info('starting', { ...options, applicationId, metrics: server.url });
+  return { runtime, server, log };
+}

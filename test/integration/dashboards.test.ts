@@ -162,9 +162,12 @@ beforeAll(async () => {
   );
   for (const name of ['repayment', 'eligibility'] as const)
     procs.push(
+      // Stream time: the simulated history starts 100 days back, past the de-duplication horizon
+      // of a wall clock (docs/contract.md, "One decision per event").
       spawnProcessor(services[name], name, [
         `--topic-prefix=${prefix}`,
         `--application-id=${services[name]}`,
+        '--clock=stream',
       ]),
     );
   procs.push(spawnSink());

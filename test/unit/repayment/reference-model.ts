@@ -1,13 +1,49 @@
 /**
- * A small, independent reference model of docs/contract.md's repayment rules for ONE merchant, written
- * for clarity, not speed: plain arrays, BigInt arithmetic, one period at a time, and a different
- * representation of the period clock (the open period's start, not its end). It has no retention
- * (it remembers everything), does not clamp far-future timestamps and assumes well-formed events:
- * property tests keep within those limits.
+ * A small, independent reference model of docs/contract.md's repayment rules for ONE merchant (one
+ * state key), written for clarity, not speed: plain arrays, BigInt arithmetic, one period at a time,
+ * and a different representation of the period clock (the open period's start, not its end). It is
+ * written from the rules, never from processors/repayment, so that a differential test can catch
+ * the processor and the model disagreeing.
+ *
+ * The rules it follows, beyond the payout and period rules of the contract:
+ *
+ * - Loan events: every event_id whose merchant_id is the key is remembered forever with its
+ *   verdict. A redelivery of an applied event changes nothing; a redelivery of a rejected one is
+ *   rejected again with the same code (and, in the processor, the same detail) and changes nothing.
+ * - The merchant clock: before a record that is neither a duplicate nor rejected applies, clock =
+ *   max(clock, ctx.now, min(occurred_at, ctx.now + futureToleranceMs)), and every period whose end
+ *   is at or before the clock closes first. A tick moves it to ctx.now.
+ * - Payout memory: a payout's record is remembered until clock > lastEventAt + horizon (lastEventAt:
+ *   the latest occurred_at of its applied events), except one with withholdings and neither SETTLED
+ *   nor FAILED, which is remembered until one of them arrives.
+ * - A payout event checks, in order: MERCHANT_MISMATCH; remembered and its type already applied:
+ *   nothing; INVALID_PAYOUT; not remembered and occurred_at + horizon < clock (the clock the record
+ *   would move to): BEYOND_DEDUP_HORIZON; otherwise it is decided (as new if not remembered).
+ * - A merchant whose state holds nothing (no loans, loan event_ids or payouts) has no state: its
+ *   clock is forgotten and it is not ticked.
+ *
+ * Validation is modelled only as far as the differential test's generator breaks records:
+ * INVALID_LOAN_EVENT for FUNDED terms out of range (principal + fee at most 10^13), INVALID_PAYOUT for a negative or unsafe amount
+ * or a currency that is not three capital letters. occurred_at is assumed in range.
  */
-import type { LoanEvent, LoanStatus, PayoutEvent } from '../../../schemas/generated/types';
+import type { LoanEvent, LoanStatus, PayoutEvent, PayoutType } from '../../../schemas/generated/types';
 
 const DAY_MS = 86_400_000;
+
+export interface RefConfig {
+  /** dedupHorizonMs; Infinity (the default here) remembers every payout forever. */
+  readonly horizonMs: number;
+  /** futureToleranceMs. */
+  readonly futureToleranceMs: number;
+  /** paceWarmupBps. */
+  readonly paceWarmupBps: number;
+}
+
+export const REF_DEFAULTS: RefConfig = {
+  horizonMs: Number.POSITIVE_INFINITY,
+  futureToleranceMs: DAY_MS,
+  paceWarmupBps: 2500,
+};
 
 export interface RefLoanView {
   loan_id: string;
@@ -60,55 +96,196 @@ interface RefPayout {
   reversed: boolean;
   settled: boolean;
   failed: boolean;
+  /** Event types applied to this record (each applies once while the record is remembered). */
+  applied: PayoutType[];
+  /** The latest occurred_at of its applied events. */
+  lastEventAt: number;
 }
 
 const floorMulDiv = (a: number, b: number, d: number): number => Number((BigInt(a) * BigInt(b)) / BigInt(d));
 
+const isAmount = (n: number | null | undefined): boolean => Number.isSafeInteger(n) && (n as number) >= 0;
+
+const nothing = (): RefDecision => ({ rejection: null, deductions: [], settlements: [], changed: [] });
+
+const rejected = (code: string): RefDecision => ({ ...nothing(), rejection: code });
+
 export class ReferenceMerchant {
-  private now = 0;
-  private readonly loans: RefLoan[] = [];
-  private readonly payouts = new Map<string, RefPayout>();
-  private readonly seen = new Set<string>();
+  private clock = Number.NEGATIVE_INFINITY;
+  private loans: RefLoan[] = [];
+  private payouts = new Map<string, RefPayout>();
+  /** Loan event_id -> its verdict: null if applied, else the rejection code. Kept forever. */
+  private verdicts = new Map<string, string | null>();
+  private readonly cfg: RefConfig;
+  /** How often each rule came into play (for a test's coverage report); shared by clones. */
+  readonly counts: Map<string, number>;
 
-  constructor(private readonly warmupBps = 2500) {}
-
-  process(e: LoanEvent | PayoutEvent, wallNow: number): RefDecision {
-    const isPayout = 'payout_id' in e;
-    // A loan event happens once per event_id; a payout event once per payout and type (a retry
-    // under a new event_id is the same event).
-    const seenKey = isPayout ? `payout/${e.payout_id}/${e.type}` : `loan/${e.event_id}`;
-    const nothing: RefDecision = { rejection: null, deductions: [], settlements: [], changed: [] };
-    if (this.seen.has(seenKey)) return nothing;
-    if (!isPayout) {
-      const loan = this.loan(e.loan_id);
-      if (e.type === 'FUNDED' && loan) return { ...nothing, rejection: 'DUPLICATE_LOAN' };
-      if (e.type !== 'FUNDED' && !loan) return { ...nothing, rejection: 'UNKNOWN_LOAN' };
-      if (loan && !this.allowed(loan, e.type)) return { ...nothing, rejection: 'INVALID_TRANSITION' };
-    }
-    this.seen.add(seenKey);
-    return this.step(e.occurred_at, (d) => (isPayout ? this.payout(e, wallNow, d) : this.loanEvent(e)));
+  constructor(config: Partial<RefConfig> = {}, counts = new Map<string, number>()) {
+    this.cfg = { ...REF_DEFAULTS, ...config };
+    this.counts = counts;
   }
 
-  /** A merchant that has accepted nothing has no state, and a runtime never ticks it. */
+  private count(what: string): void {
+    this.counts.set(what, (this.counts.get(what) ?? 0) + 1);
+  }
+
+  /** One record under the state key `key` (default: its own merchant_id), at ctx.now = wallNow. */
+  process(e: LoanEvent | PayoutEvent, wallNow: number, key: string = e.merchant_id): RefDecision {
+    if (e.merchant_id !== key) return rejected('MERCHANT_MISMATCH');
+    return 'payout_id' in e ? this.payoutRecord(e, wallNow) : this.loanRecord(e, wallNow);
+  }
+
+  /** A tick at ctx.now = wallNow. A merchant without state is never ticked: nothing happens. */
   tick(wallNow: number): RefDecision {
-    if (this.seen.size === 0) return { rejection: null, deductions: [], settlements: [], changed: [] };
-    return this.step(wallNow, () => undefined);
+    if (!this.hasState()) return nothing();
+    return this.step(Math.max(this.clock, wallNow), () => undefined);
+  }
+
+  /** Whether the merchant has state (the processor keeps a state value for the key). */
+  hasState(): boolean {
+    return this.loans.length > 0 || this.verdicts.size > 0 || this.payouts.size > 0;
+  }
+
+  /** The loans a tick at wallNow would change, without changing this model: a late timer shows here. */
+  dueAt(wallNow: number): RefLoanView[] {
+    return this.clone().tick(wallNow).changed;
   }
 
   views(): RefLoanView[] {
     return this.byFunding().map((l) => this.view(l));
   }
 
-  private step(time: number, apply: (d: RefDecision) => void): RefDecision {
+  /** The merchant clock (for traces); -Infinity without state. */
+  get clockMs(): number {
+    return this.clock;
+  }
+
+  clone(): ReferenceMerchant {
+    const c = new ReferenceMerchant(this.cfg, new Map());
+    c.clock = this.clock;
+    c.loans = this.loans.map((l) => ({ ...l }));
+    c.payouts = new Map(
+      [...this.payouts].map(([id, p]) => [
+        id,
+        { ...p, taken: p.taken.map((t) => ({ ...t })), applied: [...p.applied] },
+      ]),
+    );
+    c.verdicts = new Map(this.verdicts);
+    return c;
+  }
+
+  /** The clock a record at ctx.now = wallNow moves to, if it applies (rule: tolerance, ctx.now). */
+  private clockFor(occurredAt: number, wallNow: number): number {
+    if (occurredAt > wallNow + this.cfg.futureToleranceMs)
+      this.count('clock: occurred_at beyond the tolerance');
+    else if (occurredAt > wallNow) this.count('clock: occurred_at ahead, within the tolerance');
+    if (wallNow > Math.max(this.clock, occurredAt))
+      this.count('clock: moved by ctx.now past a late occurred_at');
+    return Math.max(this.clock, wallNow, Math.min(occurredAt, wallNow + this.cfg.futureToleranceMs));
+  }
+
+  private loanRecord(e: LoanEvent, wallNow: number): RefDecision {
+    if (this.verdicts.has(e.event_id)) {
+      const verdict = this.verdicts.get(e.event_id)!;
+      this.count(
+        verdict === null ? 'loan: redelivery of an applied event' : 'loan: redelivery of a rejected event',
+      );
+      return verdict === null ? nothing() : rejected(verdict);
+    }
+    const verdict = this.judge(e);
+    this.verdicts.set(e.event_id, verdict);
+    if (verdict !== null) {
+      this.count(`rejected ${verdict}`);
+      return rejected(verdict);
+    }
+    return this.step(this.clockFor(e.occurred_at, wallNow), () => this.loanEvent(e));
+  }
+
+  private judge(e: LoanEvent): string | null {
+    const loan = this.loan(e.loan_id);
+    if (e.type === 'FUNDED') {
+      const p = e.principal_minor;
+      const f = e.fee_minor;
+      const bps = e.holdback_rate_bps;
+      const days = e.period_days;
+      const termsOk =
+        isAmount(p) &&
+        p! > 0 &&
+        isAmount(f) &&
+        p! + f! <= 10 ** 13 && // the amount ceiling (docs/reason-codes.md)
+        Number.isSafeInteger(bps) &&
+        bps! >= 1 &&
+        bps! <= 10_000 &&
+        isAmount(e.minimum_payment_minor) &&
+        Number.isSafeInteger(days) &&
+        days! >= 1 &&
+        days! <= 3660 &&
+        /^[A-Z]{3}$/.test(e.currency ?? '');
+      if (!termsOk) return 'INVALID_LOAN_EVENT';
+      return loan ? 'DUPLICATE_LOAN' : null;
+    }
+    if (!loan) return 'UNKNOWN_LOAN';
+    return this.allowed(loan, e.type) ? null : 'INVALID_TRANSITION';
+  }
+
+  private payoutRecord(e: PayoutEvent, wallNow: number): RefDecision {
+    const clock = this.clockFor(e.occurred_at, wallNow);
+    const known = this.remembered(e.payout_id, clock);
+    if (known?.applied.includes(e.type)) {
+      this.count('payout: duplicate of a remembered payout');
+      return nothing();
+    }
+    const stored = this.payouts.get(e.payout_id);
+    if (stored && !known) this.count('payout: record forgotten at this clock');
+    if (stored && this.pinned(stored) && stored.lastEventAt + this.cfg.horizonMs < clock)
+      this.count('payout: kept beyond the horizon (withheld, not settled or failed)');
+    const valid =
+      isAmount(e.gross_amount_minor) &&
+      (e.withheld_minor === null || isAmount(e.withheld_minor)) &&
+      /^[A-Z]{3}$/.test(e.currency);
+    if (!valid) {
+      this.count('rejected INVALID_PAYOUT');
+      return rejected('INVALID_PAYOUT');
+    }
+    if (!known && e.occurred_at + this.cfg.horizonMs < clock) {
+      this.count('rejected BEYOND_DEDUP_HORIZON');
+      return rejected('BEYOND_DEDUP_HORIZON');
+    }
+    if (stored && !known) this.count('payout: forgotten, decided again as new (inside the horizon)');
+    return this.step(clock, (d) => this.payout(e, wallNow, d, known));
+  }
+
+  /** A payout with withholdings standing that has neither settled nor failed: never forgotten. */
+  private pinned(p: RefPayout): boolean {
+    return p.taken.length > 0 && !p.settled && !p.failed;
+  }
+
+  /** The payout's record if it is remembered at `clock`. */
+  private remembered(payoutId: string, clock: number): RefPayout | undefined {
+    const p = this.payouts.get(payoutId);
+    if (!p) return undefined;
+    return this.pinned(p) || p.lastEventAt + this.cfg.horizonMs >= clock ? p : undefined;
+  }
+
+  private step(clock: number, apply: (d: RefDecision) => void): RefDecision {
     const before = new Map(this.loans.map((l) => [l.id, JSON.stringify(this.view(l))]));
-    const d: RefDecision = { rejection: null, deductions: [], settlements: [], changed: [] };
-    this.now = Math.max(this.now, time);
+    const d = nothing();
+    this.clock = Math.max(this.clock, clock);
     this.loans.forEach((l) => this.closePeriods(l));
     apply(d);
     this.loans.forEach((l) => this.closePeriods(l));
     d.changed = this.byFunding()
       .map((l) => this.view(l))
       .filter((v) => before.get(v.loan_id) !== JSON.stringify(v));
+    // Forgetting is clean-up only (remembered() already ignores an expired record), except that a
+    // state left with nothing is deleted, and its clock with it.
+    for (const id of [...this.payouts.keys()]) {
+      if (!this.remembered(id, this.clock)) this.payouts.delete(id);
+    }
+    if (!this.hasState()) {
+      this.count('state: deleted (nothing left)');
+      this.clock = Number.NEGATIVE_INFINITY;
+    }
     return d;
   }
 
@@ -139,7 +316,7 @@ export class ReferenceMerchant {
   }
 
   private closePeriods(l: RefLoan): void {
-    while (this.running(l) && this.now >= l.periodStart + l.length) {
+    while (this.running(l) && this.clock >= l.periodStart + l.length) {
       l.missed = l.got < l.required ? l.missed + 1 : 0;
       l.status = this.statusFor(l.missed);
       l.period += 1;
@@ -150,11 +327,11 @@ export class ReferenceMerchant {
   }
 
   private stop(l: RefLoan): void {
-    if (l.stoppedAt === null) l.stoppedAt = this.now;
+    if (l.stoppedAt === null) l.stoppedAt = this.clock;
   }
 
   private restart(l: RefLoan): void {
-    l.periodStart += this.now - (l.stoppedAt ?? this.now);
+    l.periodStart += this.clock - (l.stoppedAt ?? this.clock);
     l.stoppedAt = null;
     l.status = this.statusFor(l.missed);
   }
@@ -195,8 +372,8 @@ export class ReferenceMerchant {
     }
   }
 
-  private payout(e: PayoutEvent, wallNow: number, d: RefDecision): void {
-    const known = this.payouts.get(e.payout_id);
+  /** Applies a payout event; `known` is its remembered record (undefined: decided as new). */
+  private payout(e: PayoutEvent, wallNow: number, d: RefDecision, known: RefPayout | undefined): void {
     const p: RefPayout = known ?? {
       gross: e.gross_amount_minor,
       scheduledAt: null,
@@ -205,8 +382,12 @@ export class ReferenceMerchant {
       reversed: false,
       settled: false,
       failed: false,
+      applied: [],
+      lastEventAt: Number.NEGATIVE_INFINITY,
     };
     this.payouts.set(e.payout_id, p);
+    p.applied.push(e.type);
+    p.lastEventAt = Math.max(p.lastEventAt, e.occurred_at);
     const standing = (): number => (p.reversed ? 0 : p.taken.reduce((s, t) => s + t.amount, 0));
     const settle = (status: string, instructed: number, reported: number | null): void => {
       d.settlements.push([
@@ -221,7 +402,7 @@ export class ReferenceMerchant {
     };
     if (e.type === 'SCHEDULED') {
       if (p.scheduledAt === null) p.scheduledAt = e.occurred_at;
-      if (known) return;
+      if (known) return; // a payout already settled or failed withholds nothing
       let left = e.gross_amount_minor;
       for (const l of this.byFunding()) {
         if (l.currency !== e.currency || !this.running(l)) continue;
@@ -240,7 +421,6 @@ export class ReferenceMerchant {
         d.deductions.push([`${e.payout_id}:${l.id}:WITHHOLD`, 'WITHHOLD', amount, l.owed - l.collected]);
       }
     } else if (e.type === 'FAILED') {
-      if (p.failed) return;
       p.failed = true;
       const instructed = standing();
       if (!p.reversed) {
@@ -258,7 +438,6 @@ export class ReferenceMerchant {
       }
       settle('FAILED', instructed, null);
     } else {
-      if (p.settled) return;
       p.settled = true;
       settle('SETTLED', standing(), e.withheld_minor);
     }
@@ -281,13 +460,15 @@ export class ReferenceMerchant {
     };
   }
 
+  /** Exact: floor(got * length / elapsed) < required is AT_RISK, in BigInt whatever the sizes. */
   private pace(l: RefLoan): 'ON_PACE' | 'AT_RISK' | null {
     if (l.required === 0) return null;
     if (l.got >= l.required) return 'ON_PACE';
-    const elapsed = this.now - l.periodStart;
-    const warmup = (BigInt(l.length) * BigInt(this.warmupBps)) / 10_000n;
-    if (elapsed < 1 || BigInt(elapsed) < warmup) return null;
+    const elapsed = this.clock - l.periodStart;
+    const warmup = (BigInt(l.length) * BigInt(this.cfg.paceWarmupBps)) / 10_000n;
+    if (!(elapsed >= 1) || BigInt(elapsed) < warmup) return null;
     const projected = (BigInt(l.got) * BigInt(l.length)) / BigInt(elapsed);
+    if (projected > BigInt(Number.MAX_SAFE_INTEGER)) this.count('pace: projection beyond 2^53');
     return projected < BigInt(l.required) ? 'AT_RISK' : 'ON_PACE';
   }
 }
