@@ -29,6 +29,8 @@ export class RuntimeMetrics {
   readonly stoppedPartitions: Gauge<'processor'>;
   readonly partitionStops: Counter<'processor' | 'reason'>;
   readonly enforcedProcessing: Counter<'processor' | 'topic'>;
+  readonly deductions: Counter<'processor' | 'type' | 'currency'>;
+  readonly deductedMinor: Counter<'processor' | 'type' | 'currency'>;
   readonly stateKeys: Gauge<'processor'>;
   readonly stateEntries: Gauge<'processor'>;
   readonly operatorSkips: Counter<'processor'>;
@@ -175,6 +177,18 @@ export class RuntimeMetrics {
       buckets: SETTLEMENT_BUCKETS,
       registers: r,
     });
+    this.deductions = new Counter({
+      name: 'holdback_deductions_total',
+      help: 'Deductions committed, by type (WITHHOLD, REVERSAL) and currency: one per deduction_id',
+      labelNames: ['processor', 'type', 'currency'],
+      registers: r,
+    });
+    this.deductedMinor = new Counter({
+      name: 'holdback_deducted_minor_total',
+      help: 'Amounts of the deductions committed, minor units, by type and currency',
+      labelNames: ['processor', 'type', 'currency'],
+      registers: r,
+    });
     this.mismatches = new Counter({
       name: 'holdback_reconciliation_mismatches_total',
       help: 'Settled payouts whose reported withheld amount differs from what was instructed',
@@ -267,8 +281,14 @@ export class RuntimeMetrics {
       this.eventToCommitSeconds.observe({ processor }, Math.max(0, c.end - c.flush.oldestTimestamp) / 1000);
     }
     for (const [topic, n] of c.outputsByTopic) this.recordsOut.inc({ processor, topic }, n);
-    for (const o of c.flush.outputs)
+    for (const o of c.flush.outputs) {
       if (o.topic === TOPICS.settlements) this.observeSettlement(processor, o.value);
+      else if (o.topic === TOPICS.deductions) {
+        const labels = { processor, type: o.value.type, currency: o.value.currency };
+        this.deductions.inc(labels);
+        this.deductedMinor.inc(labels, o.value.amount_minor);
+      }
+    }
     for (const r of c.flush.rejected) {
       this.deadLetters.inc({ processor, topic: r.source.topic, reason: r.reasonCode });
     }
