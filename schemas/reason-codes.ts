@@ -77,6 +77,10 @@ export const REASON_CODES: Readonly<Record<ReasonCode, string>> = {
   ...PROCESSOR_REASON_CODES,
 };
 
+export function isProcessorReasonCode(code: string): code is ProcessorReasonCode {
+  return Object.prototype.hasOwnProperty.call(PROCESSOR_REASON_CODES, code);
+}
+
 export function isReasonCode(code: string): code is ReasonCode {
   return Object.prototype.hasOwnProperty.call(REASON_CODES, code);
 }

@@ -16,6 +16,8 @@ import { TOPICS } from '../../schemas/topics';
 import { z } from 'zod';
 import { parseFlags } from '../../connectors/flags';
 import { SKIP_REQUEST } from '../../runtime/skip-command';
+import { fitId } from '../../processors/ids';
+import { isProcessorReasonCode } from '../../schemas/reason-codes';
 import type { Command } from '../main';
 
 const HELP = `usage: holdback dlq <inspect|replay> [filters] [options]
@@ -184,7 +186,7 @@ export const command: Command = {
       for (const x of replayable) {
         const topic = prefix + x.letter.source_topic;
         const list = byTopic.get(topic) ?? [];
-        list.push({ key: x.key, value: x.letter.payload! });
+        list.push({ key: x.key, value: await replayValue(codec, x) });
         byTopic.set(topic, list);
       }
       await producer.sendBatch({
@@ -224,4 +226,22 @@ async function skip(args: readonly string[]): Promise<number> {
   }
   console.error(`holdback dlq skip: ${res.status}: ${body.error ?? res.statusText}`);
   return 1;
+}
+
+/**
+ * What a replay publishes: the original bytes, except for a loan event the repayment processor
+ * rejected. That rejection is remembered under its event_id (a redelivery is rejected alike,
+ * docs/contract.md "One decision per event"), so an operator's replay, which asks for a new
+ * judgement after a fix, gets its own event_id: `<event_id>~replay-<dlq partition>:<offset>`
+ * (shortened with its hash past 256 characters). Replaying the same dead letter twice still gives
+ * one event.
+ */
+async function replayValue(codec: Codec, x: DeadLetterEntry): Promise<Buffer> {
+  const payload = x.letter.payload!;
+  if (x.letter.source_topic !== TOPICS.loanEvents || !isProcessorReasonCode(x.letter.reason_code))
+    return payload;
+  const decoded = await codec.decode(TOPICS.loanEvents, x.key, payload, Date.now());
+  if (!decoded.ok) return payload;
+  const event_id = fitId(`${decoded.value.event_id}~replay-${x.partition}:${x.offset}`);
+  return codec.encode(TOPICS.loanEvents, { ...decoded.value, event_id });
 }
