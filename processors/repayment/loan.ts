@@ -109,34 +109,41 @@ export function closeDuePeriods(l: Loan, clock: number): void {
   }
 }
 
-function stopClock(l: Loan, clock: number): void {
-  l.clockStoppedAt ??= clock;
+/**
+ * Stops the period clock at `at`, the stopping event's time, but never before the open period
+ * began: closed periods are final, a late PAUSED does not reach back into them.
+ */
+function stopClock(l: Loan, at: number): void {
+  l.clockStoppedAt ??= Math.max(at, l.periodEndsAt - periodMs(l));
 }
 
-/** Restarts the period clock where it stopped: the open period's end moves by the stopped time. */
-function restartClock(l: Loan, clock: number): void {
+/**
+ * Restarts the period clock at `at`, the restarting event's time: the open period's end moves
+ * by the stopped time (event time, so it does not depend on when the events were processed).
+ */
+function restartClock(l: Loan, at: number): void {
   if (l.clockStoppedAt === null) throw new InvariantViolation(`loan ${l.loanId}: restarting a running clock`);
-  l.periodEndsAt += Math.max(0, clock - l.clockStoppedAt);
+  l.periodEndsAt += Math.max(0, at - l.clockStoppedAt);
   l.clockStoppedAt = null;
   l.status = statusForMissed(l.missedPeriods);
 }
 
-export function applyStatusEvent(l: Loan, type: Exclude<LoanEventType, 'FUNDED'>, clock: number): void {
+export function applyStatusEvent(l: Loan, type: Exclude<LoanEventType, 'FUNDED'>, at: number): void {
   switch (type) {
     case 'PAUSED':
-      stopClock(l, clock);
+      stopClock(l, at);
       l.status = 'PAUSED';
       return;
     case 'RESUMED':
-      restartClock(l, clock);
+      restartClock(l, at);
       return;
     case 'PAID_OFF_EXTERNALLY':
-      stopClock(l, clock);
+      stopClock(l, at);
       l.status = 'PAID_OFF';
       l.closure = 'PAID_OFF_EXTERNALLY';
       return;
     case 'WRITTEN_OFF':
-      stopClock(l, clock);
+      stopClock(l, at);
       l.status = 'WRITTEN_OFF';
       l.closure = 'WRITTEN_OFF';
       return;
@@ -144,14 +151,14 @@ export function applyStatusEvent(l: Loan, type: Exclude<LoanEventType, 'FUNDED'>
 }
 
 /** A withholding: counted in the open period; at balance 0 the loan is PAID_OFF and its clock stops. */
-export function collect(l: Loan, amountMinor: number, clock: number): void {
+export function collect(l: Loan, amountMinor: number, at: number): void {
   if (!(amountMinor > 0 && amountMinor <= balanceOf(l))) {
     throw new InvariantViolation(`loan ${l.loanId}: withholding ${amountMinor} with balance ${balanceOf(l)}`);
   }
   l.collectedMinor += amountMinor;
   l.periodCollectedMinor += amountMinor;
   if (balanceOf(l) === 0) {
-    stopClock(l, clock);
+    stopClock(l, at);
     l.status = 'PAID_OFF';
     l.closure = 'COLLECTED';
   }
@@ -162,7 +169,7 @@ export function collect(l: Loan, amountMinor: number, clock: number): void {
  * there (closed periods are final). A loan PAID_OFF by collection re-opens with its clock restarted;
  * a terminal loan stays terminal.
  */
-export function uncollect(l: Loan, w: Withholding, clock: number): void {
+export function uncollect(l: Loan, w: Withholding, at: number): void {
   if (w.amountMinor > l.collectedMinor) {
     throw new InvariantViolation(
       `loan ${l.loanId}: reversing ${w.amountMinor} of ${l.collectedMinor} collected`,
@@ -172,7 +179,7 @@ export function uncollect(l: Loan, w: Withholding, clock: number): void {
   if (w.periodIndex === l.periodIndex) l.periodCollectedMinor -= w.amountMinor;
   if (l.closure === 'COLLECTED') {
     l.closure = null;
-    restartClock(l, clock);
+    restartClock(l, at);
   }
 }
 

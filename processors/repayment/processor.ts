@@ -104,8 +104,16 @@ const validTime = (t: number): boolean => isMinor(t) && t <= MAX_TIMESTAMP;
  * event's occurred_at, which may run ahead of ctx.now by at most futureToleranceMs.
  */
 function clockFor(cfg: RepaymentConfig, s: RepaymentState, occurredAt: number, now: number): number {
-  const eventTime = validTime(occurredAt) ? Math.min(occurredAt, now + cfg.futureToleranceMs) : 0;
-  return Math.max(s.clock, now, eventTime);
+  return Math.max(s.clock, now, eventTimeOf(cfg, occurredAt, now));
+}
+
+/**
+ * When the event happened, as the rules measure durations (a pause, a loan paid off until a
+ * payout fails): its occurred_at, at most futureToleranceMs past ctx.now. Durations are event
+ * time, so they do not depend on when the events were processed.
+ */
+function eventTimeOf(cfg: RepaymentConfig, occurredAt: number, now: number): number {
+  return validTime(occurredAt) ? Math.min(occurredAt, now + cfg.futureToleranceMs) : 0;
 }
 
 /** The payout's record if it is still remembered at `clock` (docs/contract.md, "De-duplication horizon"). */
@@ -153,8 +161,9 @@ function processInput(
           `the merchant clock: past the ${cfg.dedupHorizonMs / DAY_MS}-day horizon, it is not remembered and is not decided again`,
       );
     }
+    const at = eventTimeOf(cfg, e.occurred_at, ctx.now);
     return runStep(cfg, before, ctx, clock, (s, out, entries) =>
-      applyPayout(cfg, s, e, record, ctx.now, out, entries),
+      applyPayout(cfg, s, e, record, at, ctx.now, out, entries),
     );
   }
   if (isFrom(input, TOPICS.loanEvents)) {
@@ -171,7 +180,7 @@ function processInput(
       return { state: s, outputs: [], rejection: { reasonCode, detail } };
     }
     return runStep(cfg, before, ctx, clockFor(cfg, before, e.occurred_at, ctx.now), (s) => {
-      applyLoanEvent(s, e, ctx.now);
+      applyLoanEvent(s, e, eventTimeOf(cfg, e.occurred_at, ctx.now), ctx.now);
       s.loanEvents.set(e.event_id, null);
     });
   }
@@ -294,6 +303,7 @@ function applyPayout(
   s: RepaymentState,
   e: PayoutEvent,
   record: PayoutRecord | undefined,
+  at: number,
   now: number,
   out: OutputRecord[],
   entries: EntryChanges,
@@ -303,12 +313,12 @@ function applyPayout(
   switch (e.type) {
     case 'SCHEDULED':
       // A payout seen before (settled or failed) withholds nothing more.
-      next = record ? { ...record, scheduledAt: e.occurred_at, lastEventAt } : withhold(s, e, now, out);
+      next = record ? { ...record, scheduledAt: e.occurred_at, lastEventAt } : withhold(s, e, at, now, out);
       break;
     case 'FAILED': {
       const r = record ?? newPayoutRecord(e, null);
       const instructedMinor = r.reversed ? 0 : sumWithheld(r);
-      if (!r.reversed) reverse(s, r, e, now, out);
+      if (!r.reversed) reverse(s, r, e, at, now, out);
       next = { ...r, failed: true, reversed: true, lastEventAt };
       out.push(settlement(e, r, instructedMinor, now));
       break;
@@ -345,7 +355,13 @@ const sumWithheld = (r: PayoutRecord): number => r.withholdings.reduce((sum, w) 
  * Each withholding loan in the payout's currency, oldest funding first, takes
  * min(floor(gross * bps / 10000), balance, gross - already withheld from this payout).
  */
-function withhold(s: RepaymentState, e: PayoutEvent, now: number, out: OutputRecord[]): PayoutRecord {
+function withhold(
+  s: RepaymentState,
+  e: PayoutEvent,
+  at: number,
+  now: number,
+  out: OutputRecord[],
+): PayoutRecord {
   const gross = e.gross_amount_minor;
   const withholdings: Withholding[] = [];
   let withheld = 0;
@@ -354,7 +370,7 @@ function withhold(s: RepaymentState, e: PayoutEvent, now: number, out: OutputRec
     const amountMinor = Math.min(shareOfBps(gross, loan.holdbackRateBps), balanceOf(loan), gross - withheld);
     if (amountMinor <= 0) continue;
     withholdings.push({ loanId: loan.loanId, amountMinor, periodIndex: loan.periodIndex });
-    collect(loan, amountMinor, s.clock);
+    collect(loan, amountMinor, at);
     withheld += amountMinor;
     out.push(deduction('WITHHOLD', e, loan, amountMinor, gross, now));
   }
@@ -366,12 +382,19 @@ function withhold(s: RepaymentState, e: PayoutEvent, now: number, out: OutputRec
 }
 
 /** Gives back exactly what was withheld from the payout, loan by loan. */
-function reverse(s: RepaymentState, r: PayoutRecord, e: PayoutEvent, now: number, out: OutputRecord[]): void {
+function reverse(
+  s: RepaymentState,
+  r: PayoutRecord,
+  e: PayoutEvent,
+  at: number,
+  now: number,
+  out: OutputRecord[],
+): void {
   for (const w of r.withholdings) {
     const loan = s.loans.get(w.loanId);
     if (!loan)
       throw new InvariantViolation(`payout withheld for loan ${w.loanId}, which the state no longer has`);
-    uncollect(loan, w, s.clock);
+    uncollect(loan, w, at);
     out.push(deduction('REVERSAL', e, loan, w.amountMinor, r.grossMinor, now));
   }
 }
@@ -448,12 +471,12 @@ function loanEventProblem(s: RepaymentState, e: LoanEvent): [RepaymentRejectionC
   return transition ? ['INVALID_TRANSITION', transition] : null;
 }
 
-function applyLoanEvent(s: RepaymentState, e: LoanEvent, now: number): void {
+function applyLoanEvent(s: RepaymentState, e: LoanEvent, at: number, now: number): void {
   if (e.type === 'FUNDED') {
     s.loans.set(e.loan_id, fundLoan(e, now));
     return;
   }
   const loan = s.loans.get(e.loan_id);
   if (!loan) throw new InvariantViolation(`loan ${e.loan_id} vanished between check and apply`);
-  applyStatusEvent(loan, e.type, s.clock);
+  applyStatusEvent(loan, e.type, at);
 }

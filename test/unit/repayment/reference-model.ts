@@ -112,6 +112,8 @@ const rejected = (code: string): RefDecision => ({ ...nothing(), rejection: code
 
 export class ReferenceMerchant {
   private clock = Number.NEGATIVE_INFINITY;
+  /** The event being applied happened at this time (occurred_at within the future tolerance): durations use it. */
+  private eventAt = 0;
   private loans: RefLoan[] = [];
   private payouts = new Map<string, RefPayout>();
   /** Loan event_id -> its verdict: null if applied, else the rejection code. Kept forever. */
@@ -198,6 +200,7 @@ export class ReferenceMerchant {
       this.count(`rejected ${verdict}`);
       return rejected(verdict);
     }
+    this.eventAt = Math.min(e.occurred_at, wallNow + this.cfg.futureToleranceMs);
     return this.step(this.clockFor(e.occurred_at, wallNow), () => this.loanEvent(e));
   }
 
@@ -252,6 +255,7 @@ export class ReferenceMerchant {
       return rejected('BEYOND_DEDUP_HORIZON');
     }
     if (stored && !known) this.count('payout: forgotten, decided again as new (inside the horizon)');
+    this.eventAt = Math.min(e.occurred_at, wallNow + this.cfg.futureToleranceMs);
     return this.step(clock, (d) => this.payout(e, wallNow, d, known));
   }
 
@@ -326,12 +330,14 @@ export class ReferenceMerchant {
     }
   }
 
+  /** The period clock stops at the event's time, but not before the open period began. */
   private stop(l: RefLoan): void {
-    if (l.stoppedAt === null) l.stoppedAt = this.clock;
+    if (l.stoppedAt === null) l.stoppedAt = Math.max(this.eventAt, l.periodStart);
   }
 
+  /** ... and restarts at the restarting event's time: the paused span is event time. */
   private restart(l: RefLoan): void {
-    l.periodStart += this.clock - (l.stoppedAt ?? this.clock);
+    l.periodStart += Math.max(0, this.eventAt - (l.stoppedAt ?? this.eventAt));
     l.stoppedAt = null;
     l.status = this.statusFor(l.missed);
   }
