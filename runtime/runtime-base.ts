@@ -368,7 +368,7 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
           message: `partition ${req.partition} was stopped by a timer, not a record: deploy a fix and restart`,
         };
       }
-      const topic = at.topic.slice(this.prefix.length);
+      const topic = at.topic;
       if (topic !== req.topic || at.offset !== req.offset) {
         return {
           status: 409,
@@ -424,7 +424,7 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
           stoppedBy: h.stoppedBy,
           ...(h.stoppedAt && {
             stoppedAt: {
-              topic: h.stoppedAt.topic.slice(this.prefix.length),
+              topic: h.stoppedAt.topic,
               partition: h.stoppedAt.partition,
               offset: h.stoppedAt.offset,
               payloadSha256: payloadSha256(h.stoppedAt),
@@ -764,7 +764,7 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
       partition: h.partition,
       error: e.message,
       ...(at && {
-        topic: at.topic.slice(this.prefix.length),
+        topic: at.topic,
         offset: at.offset,
         payloadSha256: payloadSha256(at),
       }),
