@@ -10,6 +10,8 @@ say "codec: decode and encode rates on one core"
 npx tsx bench/codec.bench.ts "${CODEC_SECONDS:-5}"
 say "repayment: withholding decisions at a sustained input rate, payout to readable deduction"
 npx tsx bench/repayment.bench.ts "${REPAYMENT_RATE:-5000}" "${REPAYMENT_SECONDS:-60}"
+say "repayment: memory per remembered payout and per merchant, a 1M-payout backlog's drain rate, before and after issue 13"
+npx tsx --expose-gc bench/repayment-memory.bench.ts
 say "eligibility: state memory per merchant at one million merchants, process() rate"
 npx tsx --expose-gc bench/eligibility-memory.bench.ts
 say "ClickHouse sink: sustained rows/s from Kafka"
