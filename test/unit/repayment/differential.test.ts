@@ -52,7 +52,7 @@ import type {
 import { TOPICS, TOPIC_SPECS } from '../../../schemas/topics';
 import { MIN_TIMESTAMP_MS, recordChecker } from '../../../schemas/validate';
 import { DAY, T0, day, funded as fund, loanEvent, payout } from './fixtures';
-import { ReferenceMerchant, type RefConfig, type RefDecision, type RefLoanView } from './reference-model';
+import { ReferenceMerchant, viewOf, type RefConfig, type RefDecision } from './reference-model';
 
 const HOUR = 3_600_000;
 const CEILING = 10 ** 13;
@@ -465,22 +465,6 @@ function decisionOf(r: StepResult<unknown, unknown>): RefDecision {
       ];
     }),
     changed: of(TOPICS.loanStates).map((o) => viewOf(o.value as LoanState)),
-  };
-}
-
-function viewOf(l: LoanState): RefLoanView {
-  return {
-    loan_id: l.loan_id,
-    status: l.status,
-    collected: l.collected_minor,
-    balance: l.balance_minor,
-    period_index: l.period_index,
-    period_required: l.period_required_minor,
-    period_collected: l.period_collected_minor,
-    missed: l.missed_periods,
-    pace: l.pace,
-    period_ends_at: l.period_ends_at,
-    closure: l.closure,
   };
 }
 

@@ -26,7 +26,13 @@
  * INVALID_LOAN_EVENT for FUNDED terms out of range (principal + fee at most 10^13), INVALID_PAYOUT for a negative or unsafe amount
  * or a currency that is not three capital letters. occurred_at is assumed in range.
  */
-import type { LoanEvent, LoanStatus, PayoutEvent, PayoutType } from '../../../schemas/generated/types';
+import type {
+  LoanEvent,
+  LoanState,
+  LoanStatus,
+  PayoutEvent,
+  PayoutType,
+} from '../../../schemas/generated/types';
 
 const DAY_MS = 86_400_000;
 
@@ -477,4 +483,21 @@ export class ReferenceMerchant {
     if (projected > BigInt(Number.MAX_SAFE_INTEGER)) this.count('pace: projection beyond 2^53');
     return projected < BigInt(l.required) ? 'AT_RISK' : 'ON_PACE';
   }
+}
+
+/** The model's view of a LoanState the processor emitted (what the tests compare). */
+export function viewOf(l: LoanState): RefLoanView {
+  return {
+    loan_id: l.loan_id,
+    status: l.status,
+    collected: l.collected_minor,
+    balance: l.balance_minor,
+    period_index: l.period_index,
+    period_required: l.period_required_minor,
+    period_collected: l.period_collected_minor,
+    missed: l.missed_periods,
+    pace: l.pace,
+    period_ends_at: l.period_ends_at,
+    closure: l.closure,
+  };
 }

@@ -24,7 +24,7 @@ import type {
 } from '../../../schemas/generated/types';
 import { TOPICS } from '../../../schemas/topics';
 import { DAY, T0, funded, loanEvent, payout } from './fixtures';
-import { ReferenceMerchant, type RefDecision, type RefLoanView } from './reference-model';
+import { ReferenceMerchant, viewOf, type RefDecision } from './reference-model';
 import { send } from './table';
 
 // Long retention: the reference model remembers everything.
@@ -199,22 +199,6 @@ function asDecision(r: StepResult<RepaymentState, PayoutRecord>): RefDecision {
       ];
     }),
     changed: of('holdback.loans.v1').map((o) => viewOf(o.value as LoanState)),
-  };
-}
-
-function viewOf(l: LoanState): RefLoanView {
-  return {
-    loan_id: l.loan_id,
-    status: l.status,
-    collected: l.collected_minor,
-    balance: l.balance_minor,
-    period_index: l.period_index,
-    period_required: l.period_required_minor,
-    period_collected: l.period_collected_minor,
-    missed: l.missed_periods,
-    pace: l.pace,
-    period_ends_at: l.period_ends_at,
-    closure: l.closure,
   };
 }
 
