@@ -4,6 +4,8 @@
  * is then shortened to a prefix and the SHA-256 of the whole, deterministic and collision-free in
  * practice, so the same inputs always give the same id. Shorter ids are unchanged.
  */
+// Only createHash, which is deterministic: no randomness, no I/O, so the processor stays pure.
+// eslint-disable-next-line no-restricted-imports
 import { createHash } from 'node:crypto';
 import { MAX_ID_LENGTH } from '../schemas/validate';
 
