@@ -50,7 +50,8 @@ export function describeOptionIssue(error: z.ZodError, raw: Record<string, unkno
   if (issue.code === 'unrecognized_keys')
     return `unknown option ${issue.keys.map((k) => `--${kebab(k)}`).join(', ')}`;
   const key = issue.path[0] === undefined ? '?' : String(issue.path[0]);
-  return `bad option --${kebab(key)}=${String(raw[key] ?? '')}: ${issue.message}`;
+  if (raw[key] === undefined) return `missing option --${kebab(key)}: ${issue.message}`;
+  return `bad option --${kebab(key)}=${String(raw[key])}: ${issue.message}`;
 }
 
 /** readFlags, then the schema: typed options or a ConfigError naming the option. */

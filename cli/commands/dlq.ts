@@ -205,6 +205,10 @@ const SKIP_FLAGS = SKIP_REQUEST.extend({ processorUrl: z.url() });
 
 /** `holdback dlq skip`: asks the processor instance that owns the stopped partition to skip its record. */
 async function skip(args: readonly string[]): Promise<number> {
+  if (args.includes('--help')) {
+    console.log(HELP);
+    return 0;
+  }
   const { processorUrl, ...request } = parseFlags(SKIP_FLAGS, args);
   let res: Response;
   try {

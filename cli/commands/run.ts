@@ -39,6 +39,10 @@ export const command: Command = {
       console.error(`holdback run: unknown processor '${name}'\n${HELP}`);
       return 2;
     }
+    if (rest.includes('--help')) {
+      console.log(HELP);
+      return 0;
+    }
     const options = parseRunOptions(rest);
     // Signals are handled from the first moment: a SIGTERM during start-up stops cleanly too.
     let signalled: (signal: string) => void = () => undefined;
