@@ -62,7 +62,7 @@ export const RUN_OPTIONS = z
     /**
      * repayment only: how long a payout is remembered after its latest event (days; one with
      * unsettled withholdings until it settles or fails). An event of a forgotten payout older than
-     * this goes to the DLQ as BEYOND_DEDUP_HORIZON (docs/contract.md, "De-duplication horizon").
+     * this goes to the DLQ as BEYOND_DEDUP_HORIZON (docs/contract.md, "One decision per event").
      * Default 35.
      */
     dedupHorizonDays: z.coerce.number().int().min(1).max(3660).optional(),

@@ -3,7 +3,7 @@
  * unknown keys and bad values are refused when the processor is created.
  *
  * Times are on the merchant clock (processor.ts). The de-duplication horizon bounds what a
- * merchant's state remembers of its payouts (docs/contract.md, "De-duplication horizon").
+ * merchant's state remembers of its payouts (docs/contract.md, "One decision per event").
  */
 const DAY_MS = 86_400_000;
 

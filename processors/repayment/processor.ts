@@ -116,7 +116,7 @@ function eventTimeOf(cfg: RepaymentConfig, occurredAt: number, now: number): num
   return validTime(occurredAt) ? Math.min(occurredAt, now + cfg.futureToleranceMs) : 0;
 }
 
-/** The payout's record if it is still remembered at `clock` (docs/contract.md, "De-duplication horizon"). */
+/** The payout's record if it is still remembered at `clock` (docs/contract.md, "One decision per event"). */
 function remembered(
   cfg: RepaymentConfig,
   s: RepaymentState,
