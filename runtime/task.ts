@@ -270,11 +270,12 @@ export class Task<S, E = never> {
 
   /**
    * Sends the record to the DLQ without processing it: an operator's decision about a record that
-   * stopped the partition (RuntimeBase.skipStoppedRecord). It must be the task's next record.
+   * stopped the partition (RuntimeBase.skipStoppedRecord). It must be the task's next record of
+   * its topic (transaction markers may lie between the last one processed and it).
    */
   skip(src: SourceRecord, reasonCode: string, detail: string): void {
     const next = this.nextOffsets.get(src.topic);
-    if (src.partition !== this.partition || (next !== undefined && next !== src.offset)) {
+    if (src.partition !== this.partition || (next !== undefined && next > src.offset)) {
       throw new InvariantViolation(
         `task ${this.partition} is at ${src.topic}@${next}: cannot skip ${src.topic}/${src.partition}@${src.offset}`,
       );
