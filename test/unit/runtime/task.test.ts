@@ -178,3 +178,16 @@ test('each output carries the time of the step that produced it (its Kafka times
   task.tickDue(T0 + 6000);
   expect(task.drain().outputTimestamps).toEqual([T0 + 100, T0 + 200, T0 + 6000]);
 });
+
+test('an operator skip dead-letters the next record, also past a transaction marker, and never one already processed', () => {
+  const task = new Task(countingProcessor, 0);
+  const rec = { topic: 'marketplace.sales.v1' as const, key: 'm1', value: sale('m1', 1), timestamp: T0 };
+  expect(task.accept(src(0), { ok: true, record: rec }, T0)).toBe('processed');
+  expect(() => task.skip(src(0), 'OPERATOR_SKIPPED', 'again')).toThrow(InvariantViolation);
+  task.skip(src(2), 'OPERATOR_SKIPPED', 'judged wrong'); // offset 1 was a marker
+  const flush = task.drain();
+  expect(flush.rejected.map((r) => [r.source.offset, r.reasonCode, r.detail])).toEqual([
+    [2, 'OPERATOR_SKIPPED', 'judged wrong'],
+  ]);
+  expect(flush.offsets.get('marketplace.sales.v1')).toBe(3);
+});
