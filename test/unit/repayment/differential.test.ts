@@ -37,22 +37,14 @@
  * sequence of steps that still shows it, with the command that reruns its seed.
  */
 import { isDeepStrictEqual } from 'node:util';
-import type { OutputRecord, StepResult } from '../../../processors/api';
+import type { OutputRecord } from '../../../processors/api';
 import { createRepaymentProcessor } from '../../../processors/repayment';
 import { TestDriver } from '../../../runtime/test-driver';
-import type {
-  Deduction,
-  LoanEvent,
-  LoanState,
-  PayoutEvent,
-  PayoutSettlement,
-  PayoutType,
-  RecordName,
-} from '../../../schemas/generated/types';
+import type { LoanEvent, PayoutEvent, PayoutType, RecordName } from '../../../schemas/generated/types';
 import { TOPICS, TOPIC_SPECS } from '../../../schemas/topics';
 import { MIN_TIMESTAMP_MS, recordChecker } from '../../../schemas/validate';
 import { DAY, T0, day, funded as fund, loanEvent, payout } from './fixtures';
-import { ReferenceMerchant, viewOf, type RefConfig, type RefDecision } from './reference-model';
+import { decisionOf, ReferenceMerchant, type RefConfig } from './reference-model';
 
 const HOUR = 3_600_000;
 const CEILING = 10 ** 13;
@@ -442,30 +434,6 @@ interface Finding {
   readonly message: string;
   /** Hard: the run stopped there; soft (output encoding): the run went on. */
   readonly hard: boolean;
-}
-
-function decisionOf(r: StepResult<unknown, unknown>): RefDecision {
-  const of = (topic: string): OutputRecord[] => r.outputs.filter((o) => o.topic === topic);
-  return {
-    rejection: r.rejection?.reasonCode ?? null,
-    deductions: of(TOPICS.deductions).map((o) => {
-      const d = o.value as Deduction;
-      return [d.deduction_id, d.type, d.amount_minor, d.balance_after_minor];
-    }),
-    settlements: of(TOPICS.settlements).map((o) => {
-      const s = o.value as PayoutSettlement;
-      return [
-        s.payout_id,
-        s.status,
-        s.instructed_minor,
-        s.reported_withheld_minor,
-        s.mismatch_minor,
-        s.scheduled_at,
-        s.first_withheld_decided_at,
-      ];
-    }),
-    changed: of(TOPICS.loanStates).map((o) => viewOf(o.value as LoanState)),
-  };
 }
 
 const RECORD_OF = new Map(TOPIC_SPECS.map((s) => [s.name as string, s.record as RecordName]));

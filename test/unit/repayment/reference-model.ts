@@ -26,13 +26,17 @@
  * INVALID_LOAN_EVENT for FUNDED terms out of range (principal + fee at most 10^13), INVALID_PAYOUT for a negative or unsafe amount
  * or a currency that is not three capital letters. occurred_at is assumed in range.
  */
+import type { OutputRecord } from '../../../processors/api';
 import type {
+  Deduction,
   LoanEvent,
   LoanState,
   LoanStatus,
   PayoutEvent,
+  PayoutSettlement,
   PayoutType,
 } from '../../../schemas/generated/types';
+import { TOPICS } from '../../../schemas/topics';
 
 const DAY_MS = 86_400_000;
 
@@ -486,7 +490,7 @@ export class ReferenceMerchant {
 }
 
 /** The model's view of a LoanState the processor emitted (what the tests compare). */
-export function viewOf(l: LoanState): RefLoanView {
+function viewOf(l: LoanState): RefLoanView {
   return {
     loan_id: l.loan_id,
     status: l.status,
@@ -499,5 +503,33 @@ export function viewOf(l: LoanState): RefLoanView {
     pace: l.pace,
     period_ends_at: l.period_ends_at,
     closure: l.closure,
+  };
+}
+
+/** What the processor decided in one step, in the model's terms (what the tests compare). */
+export function decisionOf(r: {
+  readonly outputs: readonly OutputRecord[];
+  readonly rejection?: { readonly reasonCode: string };
+}): RefDecision {
+  const of = (topic: string): OutputRecord[] => r.outputs.filter((o) => o.topic === topic);
+  return {
+    rejection: r.rejection?.reasonCode ?? null,
+    deductions: of(TOPICS.deductions).map((o) => {
+      const d = o.value as Deduction;
+      return [d.deduction_id, d.type, d.amount_minor, d.balance_after_minor];
+    }),
+    settlements: of(TOPICS.settlements).map((o) => {
+      const s = o.value as PayoutSettlement;
+      return [
+        s.payout_id,
+        s.status,
+        s.instructed_minor,
+        s.reported_withheld_minor,
+        s.mismatch_minor,
+        s.scheduled_at,
+        s.first_withheld_decided_at,
+      ];
+    }),
+    changed: of(TOPICS.loanStates).map((o) => viewOf(o.value as LoanState)),
   };
 }

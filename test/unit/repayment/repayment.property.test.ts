@@ -7,7 +7,7 @@
  * step, and a run that commits and crashes at random points.
  */
 import fc from 'fast-check';
-import type { OutputRecord, StepResult } from '../../../processors/api';
+import type { StepResult } from '../../../processors/api';
 import {
   createRepaymentProcessor,
   repaymentStateSerde,
@@ -15,16 +15,10 @@ import {
   type RepaymentState,
 } from '../../../processors/repayment';
 import { TestDriver } from '../../../runtime/test-driver';
-import type {
-  Deduction,
-  LoanEvent,
-  LoanState,
-  PayoutEvent,
-  PayoutSettlement,
-} from '../../../schemas/generated/types';
+import type { Deduction, LoanEvent, PayoutEvent } from '../../../schemas/generated/types';
 import { TOPICS } from '../../../schemas/topics';
 import { DAY, T0, funded, loanEvent, payout } from './fixtures';
-import { ReferenceMerchant, viewOf, type RefDecision } from './reference-model';
+import { decisionOf, ReferenceMerchant } from './reference-model';
 import { send } from './table';
 
 // Long retention: the reference model remembers everything.
@@ -178,30 +172,6 @@ function run(steps: Step[], roundTripState: boolean): StepResult<RepaymentState,
   });
 }
 
-function asDecision(r: StepResult<RepaymentState, PayoutRecord>): RefDecision {
-  const of = (topic: string): OutputRecord[] => r.outputs.filter((o) => o.topic === topic);
-  return {
-    rejection: r.rejection?.reasonCode ?? null,
-    deductions: of('holdback.deductions.v1').map((o) => {
-      const d = o.value as Deduction;
-      return [d.deduction_id, d.type, d.amount_minor, d.balance_after_minor];
-    }),
-    settlements: of('holdback.settlements.v1').map((o) => {
-      const s = o.value as PayoutSettlement;
-      return [
-        s.payout_id,
-        s.status,
-        s.instructed_minor,
-        s.reported_withheld_minor,
-        s.mismatch_minor,
-        s.scheduled_at,
-        s.first_withheld_decided_at,
-      ];
-    }),
-    changed: of('holdback.loans.v1').map((o) => viewOf(o.value as LoanState)),
-  };
-}
-
 const stepsOf = (sc: { histories: History[] }): Step[][] => sc.histories.map((h, i) => toSteps(`M${i}`, h));
 
 const PARAMS = { numRuns: 300 };
@@ -218,7 +188,7 @@ describe('repayment: properties over random histories', () => {
           models.set(s.key, model);
           const want = s.kind === 'tick' ? model.tick(s.now) : model.process(s.event, s.now);
           // A tick for a merchant without state does nothing in the processor; the model agrees.
-          expect({ step: i, got: asDecision(results[i]!) }).toEqual({ step: i, got: want });
+          expect({ step: i, got: decisionOf(results[i]!) }).toEqual({ step: i, got: want });
         });
       }),
       PARAMS,
