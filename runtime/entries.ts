@@ -82,10 +82,6 @@ export class Entries<E> {
     };
   }
 
-  get(key: string, id: string): E | undefined {
-    return this.view(key).get(id);
-  }
-
   /** The key's entries, decoded (tests and tools). */
   of(key: string): ReadonlyMap<string, E> {
     const out = new Map<string, E>();
