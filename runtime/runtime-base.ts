@@ -215,7 +215,8 @@ export function recordsOf(
 /** Thrown out of a wait when the engine stops or restarts: the record in hand is not processed. */
 class Interrupted extends Error {}
 
-const DEFAULT_MAX_BUFFERED = 2000;
+/** Records a task buffers per input partition before its fetch pauses (--max-buffered-per-partition). */
+export const DEFAULT_MAX_BUFFERED = 2000;
 
 export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
   protected readonly lock = new Mutex();
@@ -681,23 +682,31 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
 
   /** Asks the broker where empty partitions end; false when it could not be asked (retried by the timer). */
   private async probe(h: H, topics: readonly string[]): Promise<boolean> {
-    for (const topic of topics) {
-      const at = this.o.clock();
-      try {
-        const { start, end } = await this.endOffsets(this.physical(topic), h.partition);
-        h.group.setEnd(topic, end, at, start);
-        this.noteEnd(this.physical(topic), h.partition, end);
-      } catch (e) {
-        this.lastError = `end offsets of ${topic}/${h.partition}: ${this.describeError(e)}`;
+    const at = this.o.clock();
+    const answers = await Promise.all(
+      topics.map((topic) =>
+        this.endOffsets(this.physical(topic), h.partition).then(
+          (end) => ({ topic, ...end }),
+          (e: unknown) => ({ topic, error: e }),
+        ),
+      ),
+    );
+    let ok = true;
+    for (const a of answers) {
+      if ('error' in a) {
+        ok = false;
+        this.lastError = `end offsets of ${a.topic}/${h.partition}: ${this.describeError(a.error)}`;
         this.o.log.warn('could not read a partition end; the task waits and retries', {
-          topic,
+          topic: a.topic,
           partition: h.partition,
-          error: this.describeError(e),
+          error: this.describeError(a.error),
         });
-        return false;
+        continue;
       }
+      h.group.setEnd(a.topic, a.end, at, a.start);
+      this.noteEnd(this.physical(a.topic), h.partition, a.end);
     }
-    return true;
+    return ok;
   }
 
   /**
