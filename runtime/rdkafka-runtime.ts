@@ -55,6 +55,7 @@ import {
   type RuntimeOptions,
   type TaskHandleBase,
   type TaskProducer,
+  DEFAULT_MAX_BUFFERED,
 } from './runtime-base';
 
 /** librdkafka's codes used here (rdkafka.h). */
@@ -162,6 +163,12 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
   protected readonly transport = 'rdkafka';
   private readonly base: Record<string, string | number | boolean>;
   private consumer: KafkaConsumer | undefined;
+  /**
+   * Answers the engine's end-offset probes on its own connections: the broker handles one
+   * request per connection at a time, so on the consumer's own connections a ListOffsets waits
+   * behind a parked or large Fetch (tens of ms each, measured in the backlog benchmark).
+   */
+  private prober: KafkaConsumer | undefined;
   private loopDone: Promise<void> = Promise.resolve();
 
   constructor(o: RuntimeOptions<S>) {
@@ -227,7 +234,7 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
         'enable.auto.offset.store': false,
         'enable.partition.eof': false,
         'fetch.wait.max.ms': 100,
-        'max.partition.fetch.bytes': this.o.maxBytesPerPartition ?? 1 << 20,
+        ...this.prefetch(),
         rebalance_cb: (err: LibrdKafkaError | undefined, assignment: TopicPartition[]) =>
           this.onRebalance(generation, consumer, err, assignment),
       },
@@ -250,8 +257,45 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
       this.consumer = undefined;
       throw e;
     }
+    this.prober = await this.openProber(generation);
     this.loopDone = this.consumeLoop(generation, consumer);
     this.progressAt = this.o.clock();
+  }
+
+  /**
+   * librdkafka's own prefetch, sized to the engine's buffer. The engine's PartitionGroup is the
+   * buffer that matters: it pauses a partition whose buffer is full, and a pause purges what
+   * librdkafka had prefetched for it (librdkafka#5343), so a deep prefetch is fetched and thrown
+   * away again and again under a backlog. Its defaults (100k messages, 64 MiB, 1 MiB per
+   * partition) did exactly that in the backlog benchmark and halved its rate; and after a full
+   * queue librdkafka postpones the next fetch by fetch.queue.backoff.ms (1 s by default), which
+   * stalled a task whose other partition it was waiting for.
+   */
+  private prefetch(): Record<string, number> {
+    return {
+      'queued.min.messages': this.o.maxBufferedPerPartition ?? DEFAULT_MAX_BUFFERED,
+      'queued.max.messages.kbytes': 16_384,
+      'fetch.queue.backoff.ms': 20,
+      'max.partition.fetch.bytes': this.o.maxBytesPerPartition ?? 262_144,
+    };
+  }
+
+  private async openProber(generation: number): Promise<KafkaConsumer> {
+    const prober = new KafkaConsumer(
+      {
+        ...this.base,
+        'client.id': `${String(this.base['client.id'])}-probe`,
+        // Never joins or commits: it only asks for partition ends.
+        'group.id': `${this.o.applicationId}-probe-${process.pid}-${generation}`,
+        'enable.auto.commit': false,
+        'isolation.level': 'read_committed',
+      },
+      {},
+    );
+    await new Promise<void>((resolve, reject) =>
+      prober.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())),
+    );
+    return prober;
   }
 
   private async consumeLoop(generation: number, consumer: KafkaConsumer): Promise<void> {
@@ -286,7 +330,16 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     this.generation++;
     const consumer = this.consumer;
     this.consumer = undefined;
+    const prober = this.prober;
+    this.prober = undefined;
     await this.loopDone.catch(() => undefined);
+    if (prober) {
+      await withTimeout(
+        call((cb) => prober.disconnect(cb)),
+        10_000,
+        'closing the probe client',
+      ).catch((e) => this.o.log.warn('probe client close failed', { error: describe(e) }));
+    }
     if (consumer) {
       // Closing runs the revoke callback, which (stale now) unassigns at once.
       await withTimeout(
@@ -499,11 +552,11 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     );
   }
 
-  /** The consumer is read_committed, so librdkafka asks for the last stable offset. */
+  /** The probe client is read_committed, so librdkafka asks for the last stable offset. */
   protected async endOffsets(topic: string, partition: number): Promise<{ start: number; end: number }> {
-    const consumer = this.consumer;
-    if (!consumer) throw new Error('the engine is not running');
-    const w = await this.watermarks(consumer, topic, partition);
+    const prober = this.prober;
+    if (!prober) throw new Error('the engine is not running');
+    const w = await this.watermarks(prober, topic, partition);
     return { start: w.lowOffset, end: w.highOffset };
   }
 
