@@ -25,11 +25,12 @@ import {
   type Message,
   type Producer,
 } from 'kafkajs';
+import { sleep } from '../connectors/backoff';
 import { createTopicsReady } from '../connectors/kafka-admin';
+import { createGroupConsumer, runGroupConsumer } from '../connectors/kafka-group';
 import { readToEnd } from '../connectors/kafka-read';
 import { coPartitionedAssigner } from './assigner';
 import type { SourceRecord } from './task';
-import { sleep } from './mutex';
 import {
   changelogTopic,
   RuntimeBase,
@@ -79,45 +80,31 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     const admin = this.kafka.admin();
     await admin.connect();
     this.admin = admin;
-    const consumer = this.kafka.consumer({
+    const consumer = createGroupConsumer(this.kafka, {
       groupId: this.o.applicationId,
       partitionAssigners: [coPartitionedAssigner],
-      sessionTimeout: this.o.sessionTimeoutMs,
-      heartbeatInterval: Math.max(500, Math.floor(this.o.sessionTimeoutMs / 5)),
-      readUncommitted: false,
+      sessionTimeoutMs: this.o.sessionTimeoutMs,
       maxBytesPerPartition: this.o.maxBytesPerPartition ?? 1 << 20,
       maxWaitTimeInMs: 100,
-      // We restart ourselves (dropping in-memory state); kafkajs must not resume on its own.
-      retry: { retries: 5, restartOnFailure: async () => false },
+      isCurrent: (c) => this.consumer === c && generation === this.generation,
+      onAssign: (assignment) => {
+        const partitions = new Set<number>();
+        for (const ps of Object.values(assignment)) for (const p of ps) partitions.add(p);
+        void this.lock.run(() => this.reconcile(generation, partitions));
+      },
+      onCrash: (reason) => void this.restartEngine(reason),
+      // The task learns that it has consumed past the marker, which may be what it waits for.
+      onEmptyBatch: (topic, partition, lastOffset) => {
+        const h = this.tasks.get(partition);
+        if (!h?.isReady) return;
+        h.group.setFetched(topic.slice(this.prefix.length), lastOffset + 1);
+        void this.lock.run(() => (generation === this.generation ? this.pump(h) : Promise.resolve()));
+      },
     });
     this.consumer = consumer;
-    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-      const partitions = new Set<number>();
-      for (const ps of Object.values(payload.memberAssignment)) for (const p of ps) partitions.add(p);
-      void this.lock.run(() => this.reconcile(generation, partitions));
-    });
-    consumer.on(consumer.events.CRASH, ({ payload }) => {
-      // Only the current consumer counts: one being replaced may still report its own end.
-      if (this.consumer !== consumer) return;
-      void this.restartEngine(`consumer crashed: ${payload.error.message}`);
-    });
-    // A fetch that holds only a transaction marker never reaches eachBatch; kafkajs reports it
-    // here. The task learns that it has consumed past the marker, which may be what it waits for.
-    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
-      if (generation !== this.generation || payload.batchSize > 0) return;
-      const h = this.tasks.get(payload.partition);
-      if (!h?.isReady) return;
-      h.group.setFetched(payload.topic.slice(this.prefix.length), Number(payload.lastOffset) + 1);
-      void this.lock.run(() => (generation === this.generation ? this.pump(h) : Promise.resolve()));
-    });
-    await consumer.connect();
-    await consumer.subscribe({ topics: this.inputTopics(), fromBeginning: true });
-    await consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 1,
-      eachBatch: (payload) => this.lock.run(() => this.onBatch(generation, payload)),
-    });
+    await runGroupConsumer(consumer, this.inputTopics(), (payload) =>
+      this.lock.run(() => this.onBatch(generation, payload)),
+    );
     this.progressAt = this.o.clock();
   }
 

@@ -47,7 +47,7 @@ import {
 } from 'node-rdkafka';
 import type { KafkaConfig } from 'kafkajs';
 import type { SourceRecord } from './task';
-import { sleep } from './mutex';
+import { sleep } from '../connectors/backoff';
 import {
   RuntimeBase,
   type OutgoingRecord,

@@ -22,10 +22,10 @@
 import { createHash } from 'node:crypto';
 import type { KafkaConfig } from 'kafkajs';
 import { InvariantViolation, type Processor } from '../processors/api';
-import { Backoff, sleepUnless } from '../connectors/backoff';
+import { Restarter, retrying } from '../connectors/backoff';
 import { eventTime } from './event-time';
 import type { RuntimeMetrics } from './metrics';
-import { Mutex } from './mutex';
+import { Mutex } from '../connectors/mutex';
 import { PartitionGroup, type Stamped } from './partition-group';
 import {
   OutputEncodingError,
@@ -224,9 +224,24 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
   protected timer: NodeJS.Timeout | undefined;
   protected generation = 0;
   protected stopping = false;
-  protected restarting = false;
-  /** Set when the engine failed again while a restart was bringing it up. */
-  private restartAgain = false;
+  private readonly restarter = new Restarter({
+    initialMs: 500,
+    maxMs: 15_000,
+    stop: () => this.stopping,
+    attempt: async () => {
+      await this.stopEngine();
+      await this.closeTasks();
+      await this.startEngine();
+    },
+    onFailure: (e, backoffMs) => {
+      this.lastError = `restart failed: ${this.describeError(e)}`;
+      this.o.log.warn('engine restart failed; retrying', { error: this.describeError(e), backoffMs });
+    },
+    onAgain: () =>
+      this.o.log.warn('the engine failed again while restarting; restarting once more', {
+        reason: this.lastError,
+      }),
+  });
   protected lastTickAt = 0;
   /** Health: the last time this instance made progress (committed, or found nothing to do). */
   protected progressAt = 0;
@@ -715,42 +730,11 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
    */
   protected async restartEngine(reason: string): Promise<void> {
     if (this.stopping) return;
-    if (this.restarting) {
-      // The new engine failed while the restart was still starting it (a consumer crash on
-      // "coordinator is loading" right after a broker restart): go round once more, or it
-      // would be left dead with nothing left to restart it.
-      this.restartAgain = true;
-      this.lastError = reason;
-      return;
-    }
-    this.restarting = true;
     this.lastError = reason;
+    if (this.restarter.active) return this.restarter.request();
     this.o.metrics.restarts.inc({ processor: this.name, reason: reason.split(':')[0]!.slice(0, 40) });
     this.o.log.warn('restarting the engine; state will be restored from the changelog', { reason });
-    try {
-      const backoff = new Backoff(500, 15_000);
-      while (!this.stopping) {
-        this.restartAgain = false;
-        await this.stopEngine();
-        await this.closeTasks();
-        try {
-          await this.startEngine();
-          if (!this.restartAgain) return;
-          this.o.log.warn('the engine failed again while restarting; restarting once more', {
-            reason: this.lastError,
-          });
-        } catch (e) {
-          this.lastError = `restart failed: ${this.describeError(e)}`;
-          this.o.log.warn('engine restart failed; retrying', {
-            error: this.describeError(e),
-            backoffMs: backoff.peek(),
-          });
-        }
-        await sleepUnless(backoff.next(), () => this.stopping);
-      }
-    } finally {
-      this.restarting = false;
-    }
+    return this.restarter.request();
   }
 
   /**
@@ -793,23 +777,20 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
     generation: number,
     heartbeat?: () => Promise<void>,
   ): Promise<Decoded> {
-    const backoff = new Backoff(200, 10_000);
-    for (;;) {
-      try {
-        return await this.o.codec.decode(src);
-      } catch (e) {
-        if (!this.o.codec.isTransient(e)) throw e;
+    const gone = () => this.stopping || generation !== this.generation;
+    return retrying(async () => this.o.codec.decode(src), {
+      initialMs: 200,
+      maxMs: 10_000,
+      stop: gone,
+      stopped: () => new Interrupted('stopped while waiting for the schema registry'),
+      isTransient: (e) => this.o.codec.isTransient(e),
+      onRetry: async (e, backoffMs) => {
         this.o.metrics.registryRetries.inc({ processor: this.name });
         this.lastError = `registry unavailable: ${String(e)}`;
-        this.o.log.warn('schema registry unavailable; retrying (nothing goes to the DLQ)', {
-          backoffMs: backoff.peek(),
-        });
-        const gone = () => this.stopping || generation !== this.generation;
-        await sleepUnless(backoff.next(), gone);
-        if (gone()) throw new Interrupted('stopped while waiting for the schema registry');
+        this.o.log.warn('schema registry unavailable; retrying (nothing goes to the DLQ)', { backoffMs });
         await heartbeat?.().catch(() => undefined);
-      }
-    }
+      },
+    });
   }
 
   /** Whether an error only says the engine stopped or restarted while a record was in hand. */
@@ -932,7 +913,7 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
 
   /** Pumps waiting tasks (idle waits, probes), ticks due timers (wall or stream time), commits what is due, refreshes the gauges. */
   protected async onTimer(): Promise<void> {
-    if (this.stopping || this.restarting) return;
+    if (this.stopping || this.restarter.active) return;
     const generation = this.generation;
     await this.lock.run(async () => {
       if (generation !== this.generation || !this.engineRunning()) return;

@@ -9,8 +9,10 @@
  * consumption stops (backpressure) while the group membership is kept alive by heartbeats.
  */
 import { Kafka, logLevel, type Consumer, type EachBatchPayload, type KafkaConfig } from 'kafkajs';
-import { Backoff, sleepUnless } from '../backoff';
+import { Restarter, retrying } from '../backoff';
 import { RegistryUnavailableError, type Codec } from '../codec';
+import { createGroupConsumer, runGroupConsumer } from '../kafka-group';
+import { Mutex } from '../mutex';
 import { whileRetriable } from '../kafka-read';
 import { TOPICS, type TopicName } from '../../schemas/topics';
 import { Batcher, partitionKey, type BatchLimits } from './batcher';
@@ -34,15 +36,6 @@ export interface SinkOptions {
   clock?: () => number;
 }
 
-class Mutex {
-  private tail: Promise<unknown> = Promise.resolve();
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.tail.then(fn, fn);
-    this.tail = next.catch(() => undefined);
-    return next;
-  }
-}
-
 export class ClickHouseSink {
   readonly writer: ClickHouseWriter;
   private readonly kafka: Kafka;
@@ -53,7 +46,23 @@ export class ClickHouseSink {
   private generation = 0;
   private reconciling = false;
   private stopping = false;
-  private restarting = false;
+  private readonly restarter = new Restarter({
+    initialMs: 500,
+    maxMs: 15_000,
+    stop: () => this.stopping,
+    attempt: async () => {
+      await this.stopConsumer();
+      await this.lock.run(async () => this.batcher.reset());
+      await this.startConsumer();
+    },
+    onFailure: (e) => {
+      this.lastError = `restart failed: ${String(e)}`;
+    },
+    onAgain: () =>
+      this.o.log.warn('the consumer failed again while restarting; restarting once more', {
+        reason: this.lastError,
+      }),
+  });
   private timer: NodeJS.Timeout | undefined;
   private heartbeat: KeepAlive = async () => undefined;
   /** Next offset durable in ClickHouse, per "topic/partition" (contract topic names). */
@@ -153,37 +162,29 @@ export class ClickHouseSink {
 
   private async startConsumer(): Promise<void> {
     const generation = ++this.generation;
-    const consumer = this.kafka.consumer({
+    const consumer = createGroupConsumer(this.kafka, {
       groupId: this.o.groupId,
-      sessionTimeout: this.o.sessionTimeoutMs,
-      heartbeatInterval: Math.max(500, Math.floor(this.o.sessionTimeoutMs / 6)),
-      readUncommitted: false,
+      sessionTimeoutMs: this.o.sessionTimeoutMs,
       maxBytesPerPartition: 1 << 20,
       maxWaitTimeInMs: 200,
-      retry: { retries: 5, restartOnFailure: async () => false },
+      isCurrent: (c) => this.consumer === c && generation === this.generation,
+      onAssign: (assignment) => {
+        this.reconciling = true;
+        void this.lock
+          .run(() => this.reconcile(generation, assignment))
+          .catch((e) => void this.restart(`reconcile failed: ${String(e)}`))
+          .finally(() => {
+            if (generation === this.generation) this.reconciling = false;
+          });
+      },
+      onCrash: (reason) => void this.restart(reason),
     });
     this.consumer = consumer;
-    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-      const assignment = payload.memberAssignment;
-      this.reconciling = true;
-      void this.lock
-        .run(() => this.reconcile(generation, assignment))
-        .catch((e) => void this.restart(`reconcile failed: ${String(e)}`))
-        .finally(() => {
-          if (generation === this.generation) this.reconciling = false;
-        });
-    });
-    consumer.on(consumer.events.CRASH, ({ payload }) => {
-      void this.restart(`consumer crashed: ${payload.error.message}`);
-    });
-    await consumer.connect();
-    await consumer.subscribe({ topics: SINK_TOPICS.map((t) => this.physical(t)), fromBeginning: true });
-    await consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 1,
-      eachBatch: (payload) => this.onBatch(generation, payload),
-    });
+    await runGroupConsumer(
+      consumer,
+      SINK_TOPICS.map((t) => this.physical(t)),
+      (payload) => this.onBatch(generation, payload),
+    );
     this.progressAt = this.clock();
   }
 
@@ -195,26 +196,11 @@ export class ClickHouseSink {
   }
 
   private async restart(reason: string): Promise<void> {
-    if (this.stopping || this.restarting) return;
-    this.restarting = true;
+    if (this.stopping) return;
     this.lastError = reason;
-    this.o.log.warn('restarting the consumer; positions will be read from ClickHouse again', { reason });
-    try {
-      const backoff = new Backoff(500, 15_000);
-      while (!this.stopping) {
-        await this.stopConsumer();
-        await this.lock.run(async () => this.batcher.reset());
-        try {
-          await this.startConsumer();
-          return;
-        } catch (e) {
-          this.lastError = `restart failed: ${String(e)}`;
-          await sleepUnless(backoff.next(), () => this.stopping);
-        }
-      }
-    } finally {
-      this.restarting = false;
-    }
+    if (!this.restarter.active)
+      this.o.log.warn('restarting the consumer; positions will be read from ClickHouse again', { reason });
+    return this.restarter.request();
   }
 
   /**
@@ -274,24 +260,20 @@ export class ClickHouseSink {
     });
   }
 
-  private async retrying<T>(what: string, stop: () => boolean, fn: () => Promise<T>): Promise<T> {
-    const backoff = new Backoff(250, 5000);
-    for (;;) {
-      if (stop()) throw new SinkStopping(`stopped while trying to ${what}`);
-      try {
-        return await fn();
-      } catch (e) {
-        if (e instanceof SinkStopping) throw e;
+  private retrying<T>(what: string, stop: () => boolean, fn: () => Promise<T>): Promise<T> {
+    return retrying(fn, {
+      initialMs: 250,
+      maxMs: 5000,
+      stop,
+      stopped: () => new SinkStopping(`stopped while trying to ${what}`),
+      isTransient: (e) => !(e instanceof SinkStopping),
+      onRetry: async (e, backoffMs) => {
         this.lastError = `${what}: ${String(e)}`;
         this.o.metrics.clickhouseUp.set(0);
-        this.o.log.warn(`cannot ${what}; retrying`, {
-          error: String(e).slice(0, 300),
-          backoffMs: backoff.peek(),
-        });
+        this.o.log.warn(`cannot ${what}; retrying`, { error: String(e).slice(0, 300), backoffMs });
         await this.keepAlive();
-        await sleepUnless(backoff.next(), stop);
-      }
-    }
+      },
+    });
   }
 
   private async keepAlive(): Promise<void> {
@@ -327,7 +309,14 @@ export class ClickHouseSink {
         // Validated against the record's own timestamp, as the processor saw it on arrival.
         const at = Number(m.timestamp);
         let r = codec.tryDecodeCached(topic, m.key, m.value, at);
-        if (r === undefined) r = await this.decodeWithRetry(topic, m.key, m.value, at);
+        if (r === undefined) {
+          try {
+            r = await this.decodeWithRetry(topic, m.key, m.value, at);
+          } catch (e) {
+            if (e instanceof SinkStopping) return; // unresolved: read again on the next start
+            throw e;
+          }
+        }
         const value = r.ok ? r.value : undefined;
         const outcome = this.batcher.offer(
           { topic, partition: batch.partition, offset, timestampMs: at },
@@ -361,18 +350,18 @@ export class ClickHouseSink {
     value: Buffer | null,
     at: number,
   ): ReturnType<Codec['decode']> {
-    const backoff = new Backoff(200, 10_000);
-    for (;;) {
-      try {
-        return await this.o.codec.decode(topic, key, value, at);
-      } catch (e) {
-        if (!(e instanceof RegistryUnavailableError)) throw e;
-        this.lastError = `registry unavailable: ${e.message}`;
-        this.o.log.warn('schema registry unavailable; retrying', { backoffMs: backoff.peek() });
+    return retrying(() => this.o.codec.decode(topic, key, value, at), {
+      initialMs: 200,
+      maxMs: 10_000,
+      stop: () => this.stopping,
+      stopped: () => new SinkStopping('stopped while waiting for the schema registry'),
+      isTransient: (e) => e instanceof RegistryUnavailableError,
+      onRetry: async (e, backoffMs) => {
+        this.lastError = `registry unavailable: ${(e as Error).message}`;
+        this.o.log.warn('schema registry unavailable; retrying', { backoffMs });
         await this.keepAlive();
-        await sleepUnless(backoff.next(), () => this.stopping);
-      }
-    }
+      },
+    });
   }
 
   private async onTimer(): Promise<void> {

@@ -7,5 +7,3 @@ export class Mutex {
     return next;
   }
 }
-
-export { sleep } from '../connectors/backoff';
