@@ -701,7 +701,7 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
     const answers = await Promise.all(
       topics.map((topic) =>
         this.endOffsets(this.physical(topic), h.partition).then(
-          (end) => ({ topic, ...end }),
+          (offsets) => ({ topic, ...offsets }),
           (e: unknown) => ({ topic, error: e }),
         ),
       ),
@@ -731,9 +731,11 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
   protected async restartEngine(reason: string): Promise<void> {
     if (this.stopping) return;
     this.lastError = reason;
-    if (this.restarter.active) return this.restarter.request();
-    this.o.metrics.restarts.inc({ processor: this.name, reason: reason.split(':')[0]!.slice(0, 40) });
-    this.o.log.warn('restarting the engine; state will be restored from the changelog', { reason });
+    // A failure during a restart is not a new restart: the one in progress goes round once more.
+    if (!this.restarter.active) {
+      this.o.metrics.restarts.inc({ processor: this.name, reason: reason.split(':')[0]!.slice(0, 40) });
+      this.o.log.warn('restarting the engine; state will be restored from the changelog', { reason });
+    }
     return this.restarter.request();
   }
 
