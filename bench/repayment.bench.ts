@@ -160,6 +160,13 @@ async function main(): Promise<void> {
     const heapMb = Math.round(
       Number(/^holdback_process_nodejs_heap_size_used_bytes (\S+)$/m.exec(metrics)?.[1] ?? NaN) / 2 ** 20,
     );
+    // Time-order end probes: how often the engine asked the broker, and how long it waited in all.
+    const probeCount = Number(
+      /^holdback_task_end_probe_seconds_count\{[^}]*\} (\S+)$/m.exec(metrics)?.[1] ?? 0,
+    );
+    const probeSeconds = Number(
+      /^holdback_task_end_probe_seconds_sum\{[^}]*\} (\S+)$/m.exec(metrics)?.[1] ?? 0,
+    );
     latencies.sort((a, b) => a - b);
     const result = {
       benchmark: 'repayment',
@@ -184,6 +191,7 @@ async function main(): Promise<void> {
         max: latencies.at(-1) ?? NaN,
       },
       processor: { rssMb: rss, heapUsedMb: heapMb },
+      endProbes: { count: probeCount, seconds: Math.round(probeSeconds * 1000) / 1000 },
       complete: withholds >= produced,
     };
     console.table({
@@ -194,6 +202,8 @@ async function main(): Promise<void> {
       'max (ms)': result.latencyMs.max,
       'processor RSS (MB)': result.processor.rssMb,
       'processor heap used (MB)': result.processor.heapUsedMb,
+      'end probes': probeCount,
+      'end probe wait (s)': result.endProbes.seconds,
     });
     mkdirSync(join(__dirname, 'results'), { recursive: true });
     const file = `repayment-${TRANSPORT}.json`;

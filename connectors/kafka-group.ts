@@ -17,6 +17,8 @@ export interface GroupConsumerOptions {
   onCrash: (reason: string) => void;
   /** A fetch that held no records, only a transaction marker, ending at `lastOffset`. */
   onEmptyBatch?: (topic: string, partition: number, lastOffset: number) => void;
+  /** A fetch response arrived; its batches are handed over after this. */
+  onFetch?: () => void;
   isCurrent: (consumer: Consumer) => boolean;
 }
 
@@ -40,6 +42,12 @@ export function createGroupConsumer(kafka: Kafka, o: GroupConsumerOptions): Cons
     // One being replaced may still report its own end.
     if (o.isCurrent(consumer)) o.onCrash(`consumer crashed: ${payload.error.message}`);
   });
+  const onFetch = o.onFetch;
+  if (onFetch) {
+    consumer.on(consumer.events.FETCH, () => {
+      if (o.isCurrent(consumer)) onFetch();
+    });
+  }
   const onEmpty = o.onEmptyBatch;
   if (onEmpty) {
     // A fetch that holds only a transaction marker never reaches eachBatch; kafkajs reports it here.

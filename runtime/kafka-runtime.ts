@@ -35,6 +35,7 @@ import {
   changelogTopic,
   RuntimeBase,
   type OutgoingRecord,
+  type PartitionBounds,
   type PartitionOffset,
   type RuntimeOptions,
   type TaskHandleBase,
@@ -55,6 +56,11 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
   private consumer: Consumer | undefined;
   /** One admin client for the engine's lifetime: end offsets for the time-order probes. */
   private admin: Admin | undefined;
+  /**
+   * When the newest fetch response arrived (kafkajs reports it before handing over its batches).
+   * A batch handled now arrived at or before it: the time-order probes compare with it.
+   */
+  private lastFetchAt = Number.NEGATIVE_INFINITY;
 
   constructor(o: RuntimeOptions<S>) {
     super(o);
@@ -93,6 +99,7 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
         void this.lock.run(() => this.reconcile(generation, partitions));
       },
       onCrash: (reason) => void this.restartEngine(reason),
+      onFetch: () => (this.lastFetchAt = this.o.clock()),
       // The task learns that it has consumed past the marker, which may be what it waits for.
       onEmptyBatch: (topic, partition, lastOffset) => {
         const h = this.tasks.get(partition);
@@ -168,13 +175,19 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     });
   }
 
-  protected async endOffsets(topic: string, partition: number): Promise<{ start: number; end: number }> {
+  /** ListOffsets as a read_committed client sees them (the end is the last stable offset); kafkajs asks for the whole topic. */
+  protected async endOffsets(
+    topic: string,
+    partitions: readonly number[],
+  ): Promise<Map<number, PartitionBounds>> {
     if (!this.admin) throw new Error('the engine is not running');
-    // ListOffsets as a read_committed client sees them: the end is the last stable offset.
     const offsets = await this.admin.fetchTopicOffsets(topic);
-    const p = offsets.find((x) => x.partition === partition);
-    if (!p) throw new Error(`${topic} has no partition ${partition}`);
-    return { start: Number(p.low), end: Number(p.offset) };
+    const answers = new Map(
+      offsets.map((p) => [p.partition, { start: Number(p.low), end: Number(p.offset) }]),
+    );
+    const missing = partitions.find((p) => !answers.has(p));
+    if (missing !== undefined) throw new Error(`${topic} has no partition ${missing}`);
+    return answers;
   }
 
   // ---- the hot path ----
@@ -206,7 +219,7 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     const fetchedTo = Number(batch.lastOffset()) + 1;
     this.noteEnd(batch.topic, batch.partition, Number(batch.highWatermark));
     try {
-      await this.buffer(h, topic, records, fetchedTo, heartbeat);
+      await this.buffer(h, topic, records, fetchedTo, heartbeat, this.fetchedAt());
     } catch (e) {
       if (this.isInterrupted(e)) return;
       throw e;
@@ -221,6 +234,12 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
       throw e;
     }
     await this.commitDue(this.o.clock());
+  }
+
+  /** When the batch being handled arrived: the newest fetch response's time (now, if none was reported). */
+  private fetchedAt(): number {
+    const now = this.o.clock();
+    return Number.isFinite(this.lastFetchAt) ? Math.min(this.lastFetchAt, now) : now;
   }
 
   protected async openProducer(partition: number): Promise<TaskProducer> {

@@ -29,6 +29,7 @@ export class RuntimeMetrics {
   readonly stoppedPartitions: Gauge<'processor'>;
   readonly partitionStops: Counter<'processor' | 'reason'>;
   readonly enforcedProcessing: Counter<'processor' | 'topic'>;
+  readonly endProbeSeconds: Histogram<'processor'>;
   readonly deductions: Counter<'processor' | 'type' | 'currency'>;
   readonly deductedMinor: Counter<'processor' | 'type' | 'currency'>;
   readonly stateKeys: Gauge<'processor'>;
@@ -134,6 +135,15 @@ export class RuntimeMetrics {
       name: 'holdback_partition_stops_total',
       help: 'Times a partition stopped: a broken invariant, or an output that does not encode (reason)',
       labelNames: ['processor', 'reason'],
+      registers: r,
+    });
+    this.endProbeSeconds = new Histogram({
+      name: 'holdback_task_end_probe_seconds',
+      help:
+        'Time a task waited for the broker to say where its empty input partitions end ' +
+        '(time order: asked when the competing data was fetched after the last answer)',
+      labelNames: ['processor'],
+      buckets: LATENCY_BUCKETS,
       registers: r,
     });
     this.enforcedProcessing = new Counter({

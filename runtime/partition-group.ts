@@ -134,6 +134,11 @@ export class PartitionGroup<R extends Stamped> {
     return this.o.maxTaskIdleMs;
   }
 
+  /** Wall time of the newest fetch into any queue: an end observed before it no longer holds. */
+  get lastFetchAt(): number {
+    return this.lastAddAt;
+  }
+
   /** Records buffered over all partitions. */
   get size(): number {
     return this.buffered;

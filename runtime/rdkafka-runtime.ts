@@ -51,6 +51,7 @@ import { sleep } from '../connectors/backoff';
 import {
   RuntimeBase,
   type OutgoingRecord,
+  type PartitionBounds,
   type PartitionOffset,
   type RuntimeOptions,
   type TaskHandleBase,
@@ -552,12 +553,17 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     );
   }
 
-  /** The probe client is read_committed, so librdkafka asks for the last stable offset. */
-  protected async endOffsets(topic: string, partition: number): Promise<{ start: number; end: number }> {
+  /** The probe client is read_committed, so librdkafka asks for the last stable offset (one request per partition). */
+  protected async endOffsets(
+    topic: string,
+    partitions: readonly number[],
+  ): Promise<Map<number, PartitionBounds>> {
     const prober = this.prober;
     if (!prober) throw new Error('the engine is not running');
-    const w = await this.watermarks(prober, topic, partition);
-    return { start: w.lowOffset, end: w.highOffset };
+    const answers = await Promise.all(partitions.map((p) => this.watermarks(prober, topic, p)));
+    return new Map(
+      partitions.map((p, i) => [p, { start: answers[i]!.lowOffset, end: answers[i]!.highOffset }]),
+    );
   }
 
   // ---- the hot path ----
@@ -568,6 +574,7 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     messages: RdMessage[],
   ): Promise<void> {
     if (generation !== this.generation || this.stopping) return;
+    const fetchedAt = this.o.clock();
     // One fetch, grouped by task and topic, buffered whole before any of it is processed.
     const byTask = new Map<number, Map<string, SourceRecord[]>>();
     for (const m of messages) {
@@ -596,7 +603,14 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
         for (const [topic, records] of topics) {
           const physical = this.physical(topic);
           this.noteHighWatermark(consumer, physical, partition);
-          await this.buffer(h, topic, records, this.position(consumer, physical, partition));
+          await this.buffer(
+            h,
+            topic,
+            records,
+            this.position(consumer, physical, partition),
+            undefined,
+            fetchedAt,
+          );
           if (generation !== this.generation) return;
         }
       }
