@@ -3,6 +3,8 @@
  * (which has no assign(): every consumer is in a group). A throwaway group is used and deleted.
  * The end is the end offset read before starting; transaction markers count as consumed (kafkajs
  * reports them in batch.lastOffset()), so a partition ending in a marker still completes.
+ * There is no deadline for the whole read, which grows with the state: it fails only when nothing
+ * arrives for `stallMs`.
  */
 import type { Kafka, KafkaMessage } from 'kafkajs';
 
@@ -14,8 +16,14 @@ export interface ReadOptions {
   onMessage: (partition: number, message: KafkaMessage) => void;
   /** Called between batches so a caller blocked on this read can heartbeat its own group. */
   onProgress?: () => Promise<void>;
-  timeoutMs?: number;
+  /** Called after each batch: records read so far and offsets still to read (records and markers). */
+  onRemaining?: (read: number, remaining: number) => void;
+  /** Fails when no batch arrives for this long (ms; default 60 s). */
+  stallMs?: number;
 }
+
+/** How long a read to the end may see nothing arrive before it fails. */
+export const DEFAULT_STALL_MS = 60_000;
 
 export async function readToEnd(kafka: Kafka, o: ReadOptions): Promise<number> {
   const admin = kafka.admin();
@@ -31,6 +39,10 @@ export async function readToEnd(kafka: Kafka, o: ReadOptions): Promise<number> {
       if (end > start) wanted.set(e.partition, end);
     }
     if (wanted.size === 0) return 0;
+    /** Offsets still to read per partition. */
+    const left = new Map<number, number>();
+    for (const e of ends) if (wanted.has(e.partition)) left.set(e.partition, Number(e.high) - Number(e.low));
+    const remaining = (): number => [...left.values()].reduce((a, b) => a + b, 0);
     const consumer = kafka.consumer({
       groupId: o.groupId,
       readUncommitted: false,
@@ -43,11 +55,13 @@ export async function readToEnd(kafka: Kafka, o: ReadOptions): Promise<number> {
         /** The partition has been consumed up to `lastOffset`: done with it once that reaches the end. */
         const reached = (partition: number, lastOffset: number): void => {
           const end = wanted.get(partition);
-          if (end === undefined || lastOffset + 1 < end) return;
+          if (end === undefined) return;
+          left.set(partition, Math.max(0, end - (lastOffset + 1)));
+          if (lastOffset + 1 < end) return;
           wanted.delete(partition);
           consumer.pause([{ topic: o.topic, partitions: [partition] }]);
           if (wanted.size === 0) {
-            clearTimeout(timer);
+            clearInterval(timer);
             resolve();
           }
         };
@@ -56,15 +70,26 @@ export async function readToEnd(kafka: Kafka, o: ReadOptions): Promise<number> {
         consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
           if (payload.topic === o.topic) reached(payload.partition, Number(payload.lastOffset));
         });
-        const timer = setTimeout(
-          () =>
-            reject(new Error(`reading ${o.topic} to its end took longer than ${o.timeoutMs ?? 120_000} ms`)),
-          o.timeoutMs ?? 120_000,
+        const stallMs = o.stallMs ?? DEFAULT_STALL_MS;
+        let lastBatchAt = Date.now();
+        const timer = setInterval(
+          () => {
+            if (Date.now() - lastBatchAt < stallMs) return;
+            clearInterval(timer);
+            reject(
+              new Error(
+                `reading ${o.topic} to its end: nothing arrived for ${stallMs} ms, ` +
+                  `${read} records read, ${remaining()} offsets left`,
+              ),
+            );
+          },
+          Math.min(1000, stallMs),
         );
         consumer
           .run({
             autoCommit: false,
             eachBatch: async ({ batch, pause }) => {
+              lastBatchAt = Date.now();
               const end = wanted.get(batch.partition);
               if (end === undefined) {
                 pause();
@@ -77,9 +102,13 @@ export async function readToEnd(kafka: Kafka, o: ReadOptions): Promise<number> {
               }
               if (o.onProgress) await o.onProgress();
               reached(batch.partition, Number(batch.lastOffset()));
+              o.onRemaining?.(read, remaining());
             },
           })
-          .catch(reject);
+          .catch((e: unknown) => {
+            clearInterval(timer);
+            reject(e);
+          });
       });
     } finally {
       await consumer.disconnect();

@@ -41,6 +41,13 @@ export const RUN_OPTIONS = z
       .default(1 << 20),
     /** Consumer group session timeout (ms): how long a silent instance keeps its partitions. */
     sessionTimeoutMs: z.coerce.number().int().min(3000).max(300_000).default(10_000),
+    /**
+     * The changelog's replication factor: created with it, and checked at start (a mismatch
+     * stops start-up). Default min(3, the cluster's brokers).
+     */
+    internalReplicationFactor: z.coerce.number().int().min(1).max(32).optional(),
+    /** The changelog's min.insync.replicas, created and checked likewise. Default min(2, its replication factor). */
+    internalMinInsyncReplicas: z.coerce.number().int().min(1).max(32).optional(),
     /** /metrics and /health port; 0 picks a free one (Prometheus finds it through file_sd). */
     metricsPort: z.coerce.number().int().min(0).max(65535).default(0),
     /** Consumer group and transactional-id prefix; default holdback-<processor>. */

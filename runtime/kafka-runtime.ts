@@ -163,8 +163,10 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     partitions: readonly number[],
     groupId: string,
     onRecord: (partition: number, key: string, value: Buffer | null) => void,
+    onRemaining: (read: number, remaining: number) => void,
   ): Promise<number> {
     return readToEnd(this.kafka, {
+      onRemaining,
       topic: this.changelog,
       partitions: [...partitions],
       groupId,
@@ -307,6 +309,7 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
   protected async createCompactedTopic(
     topic: string,
     partitions: number,
+    replicationFactor: number,
     config: Record<string, string>,
   ): Promise<void> {
     const admin = this.kafka.admin();
@@ -316,7 +319,7 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
         {
           topic,
           numPartitions: partitions,
-          replicationFactor: 1,
+          replicationFactor,
           configEntries: Object.entries(config).map(([name, value]) => ({ name, value })),
         },
       ]);

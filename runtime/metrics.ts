@@ -24,6 +24,7 @@ export class RuntimeMetrics {
   readonly aborts: Counter<'processor' | 'reason'>;
   readonly restoreSeconds: Histogram<'processor'>;
   readonly restoredKeys: Counter<'processor'>;
+  readonly restoreRemaining: Gauge<'processor'>;
   readonly consumerLag: Gauge<'processor' | 'topic' | 'partition'>;
   readonly restarts: Counter<'processor' | 'reason'>;
   readonly stoppedPartitions: Gauge<'processor'>;
@@ -104,7 +105,13 @@ export class RuntimeMetrics {
       name: 'holdback_restore_seconds',
       help: 'Time to restore assigned tasks from their changelog',
       labelNames: ['processor'],
-      buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800],
+      registers: r,
+    });
+    this.restoreRemaining = new Gauge({
+      name: 'holdback_restore_remaining_records',
+      help: 'Changelog offsets still to read by the restore in progress (0 when none runs)',
+      labelNames: ['processor'],
       registers: r,
     });
     this.restoredKeys = new Counter({

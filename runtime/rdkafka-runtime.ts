@@ -48,6 +48,7 @@ import {
 import type { KafkaConfig } from 'kafkajs';
 import type { SourceRecord } from './task';
 import { sleep } from '../connectors/backoff';
+import { DEFAULT_STALL_MS } from '../connectors/kafka-read';
 import {
   RuntimeBase,
   type OutgoingRecord,
@@ -487,6 +488,7 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     partitions: readonly number[],
     groupId: string,
     onRecord: (partition: number, key: string, value: Buffer | null) => void,
+    onRemaining: (read: number, remaining: number) => void,
   ): Promise<number> {
     const reader = new KafkaConsumer(
       {
@@ -508,30 +510,51 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     let read = 0;
     try {
       const pending = new Set<number>();
+      /** Offsets still to read per partition (records and transaction markers). */
+      const ends = new Map<number, number>();
+      const left = new Map<number, number>();
       for (const p of partitions) {
         const w = await this.watermarks(reader, this.changelog, p);
-        if (w.highOffset > w.lowOffset) pending.add(p);
+        if (w.highOffset <= w.lowOffset) continue;
+        pending.add(p);
+        ends.set(p, w.highOffset);
+        left.set(p, w.highOffset - w.lowOffset);
       }
       if (pending.size === 0) return 0;
       // The end is the partition's end for read_committed: our producer was initialised first, so
       // no transaction of another owner can still be open on it.
-      reader.on('partition.eof', (e) => pending.delete(e.partition));
+      reader.on('partition.eof', (e) => {
+        pending.delete(e.partition);
+        left.set(e.partition, 0);
+      });
       reader.assign(
         [...pending].map((partition) => ({ topic: this.changelog, partition, offset: OFFSET_BEGINNING })),
       );
       reader.setDefaultConsumeTimeout(100);
-      const deadline = Date.now() + 120_000;
+      // No deadline for the whole restore, which grows with the state: only for nothing arriving.
+      let lastAt = Date.now();
       while (pending.size > 0) {
-        if (Date.now() > deadline)
-          throw new Error(`reading ${this.changelog} to its end took longer than 120 s`);
         const messages = await new Promise<RdMessage[]>((resolve, reject) =>
           reader.consume(5000, (err, ms) => (err ? reject(err) : resolve(ms))),
         );
+        if (messages.length > 0 || pending.size === 0) lastAt = Date.now();
+        else if (Date.now() - lastAt > DEFAULT_STALL_MS) {
+          const remaining = [...left.values()].reduce((a, b) => a + b, 0);
+          throw new Error(
+            `reading ${this.changelog} to its end: nothing arrived for ${DEFAULT_STALL_MS} ms, ` +
+              `${read} records read, ${remaining} offsets left`,
+          );
+        }
         for (const m of messages) {
+          left.set(m.partition, Math.max(0, (ends.get(m.partition) ?? 0) - (m.offset + 1)));
           if (m.key === undefined || m.key === null) continue;
           onRecord(m.partition, m.key.toString(), m.value);
           read++;
         }
+        onRemaining(
+          read,
+          [...left.values()].reduce((a, b) => a + b, 0),
+        );
       }
     } finally {
       await withTimeout(
@@ -724,6 +747,7 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
   protected async createCompactedTopic(
     topic: string,
     partitions: number,
+    replicationFactor: number,
     config: Record<string, string>,
   ): Promise<void> {
     const admin = AdminClient.create({
@@ -732,7 +756,11 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     });
     try {
       await call((cb) =>
-        admin.createTopic({ topic, num_partitions: partitions, replication_factor: 1, config }, 30_000, cb),
+        admin.createTopic(
+          { topic, num_partitions: partitions, replication_factor: replicationFactor, config },
+          30_000,
+          cb,
+        ),
       ).catch((e: LibrdKafkaError) => {
         if (e.code !== ERR_TOPIC_ALREADY_EXISTS) throw e;
       });

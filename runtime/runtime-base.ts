@@ -20,13 +20,21 @@
  * offsets; it answers partition counts and creates the changelog topic.
  */
 import { createHash } from 'node:crypto';
-import type { KafkaConfig } from 'kafkajs';
+import { Kafka, logLevel, type Admin, type KafkaConfig } from 'kafkajs';
 import { InvariantViolation, type Processor } from '../processors/api';
 import { Restarter, retrying } from '../connectors/backoff';
 import { eventTime } from './event-time';
 import type { RuntimeMetrics } from './metrics';
 import { Mutex } from '../connectors/mutex';
 import { PartitionGroup, type Stamped } from './partition-group';
+import {
+  checkInternalTopic,
+  committedPartitions,
+  DurabilityError,
+  internalTopicConfig,
+  internalTopicSettings,
+  recovery,
+} from './internal-topics';
 import {
   OutputEncodingError,
   Task,
@@ -90,6 +98,10 @@ export interface RuntimeOptions<S> {
   sessionTimeoutMs: number;
   /** Consumer fetch bounds (tests use tiny ones to prove fetch sizes change nothing). */
   maxBytesPerPartition?: number;
+  /** The changelog's replication factor (default min(3, brokers)); checked at start. */
+  internalReplicationFactor?: number;
+  /** The changelog's min.insync.replicas (default min(2, replication factor)); checked at start. */
+  internalMinInsyncReplicas?: number;
   metrics: RuntimeMetrics;
   log: Logger;
 }
@@ -134,6 +146,9 @@ export interface Buffered extends Stamped {
   /** Wall time it was fetched (holdback_fetch_to_commit_seconds). */
   readonly fetchedAt: number;
 }
+
+/** A restore in progress logs how far it is this often (ms). */
+const RESTORE_LOG_EVERY_MS = 5000;
 
 /** One task and what a transport keeps beside it. */
 export interface TaskHandleBase<S> {
@@ -283,6 +298,7 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
     partitions: readonly number[],
     groupId: string,
     onRecord: (partition: number, key: string, value: Buffer | null) => void,
+    onRemaining: (read: number, remaining: number) => void,
   ): Promise<number>;
   /** Where `partitions` of a topic start (the log start offset) and end (read_committed), from the broker. */
   protected abstract endOffsets(
@@ -296,6 +312,7 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
   protected abstract createCompactedTopic(
     topic: string,
     partitions: number,
+    replicationFactor: number,
     config: Record<string, string>,
   ): Promise<void>;
   /** Whether the task may tick and commit now (the transport may hold it, e.g. between a revoke and an assign). */
@@ -501,15 +518,57 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
         );
       }
     }
-    const existing = counts.get(this.changelog);
+    const admin = new Kafka({ logLevel: logLevel.WARN, ...this.o.kafka }).admin();
+    await admin.connect();
+    try {
+      await this.ensureChangelog(admin, count, counts.get(this.changelog));
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+
+  /**
+   * The changelog exists with the configured replication, or is created with it; and it holds
+   * what the group's committed offsets need, or start-up is refused (runtime/internal-topics.ts).
+   */
+  private async ensureChangelog(admin: Admin, count: number, existing: number | undefined): Promise<void> {
+    const settings = await internalTopicSettings(admin, {
+      replicationFactor: this.o.internalReplicationFactor,
+      minInsyncReplicas: this.o.internalMinInsyncReplicas,
+    });
+    const committed = await committedPartitions(admin, this.o.applicationId, this.inputTopics());
     if (existing === undefined) {
-      await this.createCompactedTopic(this.changelog, count, {
+      if (committed.length > 0) {
+        const c = committed[0]!;
+        throw new DurabilityError(
+          `the changelog ${this.changelog} does not exist, but group ${this.o.applicationId} has ` +
+            `committed offsets on ${committed.length} input partition(s) (${c.topic}/${c.partition} at ` +
+            `${c.offset}): it was deleted, or the group belongs to another deployment. ` +
+            recovery(this.o.applicationId),
+        );
+      }
+      await this.createCompactedTopic(this.changelog, count, settings.replicationFactor, {
         'cleanup.policy': 'compact',
         'min.compaction.lag.ms': '0',
         'segment.ms': '600000',
+        ...internalTopicConfig(settings),
       });
-    } else if (existing !== count) {
+      return;
+    }
+    if (existing !== count) {
       throw new Error(`${this.changelog} has ${existing} partitions but the inputs have ${count}`);
+    }
+    await checkInternalTopic(admin, this.changelog, settings);
+    const withOffsets = new Set(committed.map((c) => c.partition));
+    for (const p of await admin.fetchTopicOffsets(this.changelog)) {
+      if (Number(p.low) > 0 && withOffsets.has(p.partition)) {
+        throw new DurabilityError(
+          `the changelog ${this.changelog} partition ${p.partition} starts at offset ${p.low}: its ` +
+            `earlier records were deleted, while group ${this.o.applicationId} has committed input ` +
+            `offsets for that partition. ` +
+            recovery(this.o.applicationId),
+        );
+      }
     }
   }
 
@@ -543,13 +602,30 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
     try {
       await Promise.all(handles.map(async (h) => (h.producer = await this.openProducer(h.partition))));
       const byPartition = new Map(handles.map((h) => [h.partition, h]));
+      let counted = 0;
+      let loggedAt = t0;
       const restored = await this.readChangelog(
         [...byPartition.keys()],
         `${this.o.applicationId}-restore-${process.pid}-${++this.restoreSeq}`,
         (partition, key, value) => byPartition.get(partition)?.task.restore(key, value),
+        (read, remaining) => {
+          this.o.metrics.restoredKeys.inc({ processor: this.name }, read - counted);
+          counted = read;
+          this.o.metrics.restoreRemaining.set({ processor: this.name }, remaining);
+          const now = Date.now();
+          if (now - loggedAt < RESTORE_LOG_EVERY_MS) return;
+          loggedAt = now;
+          this.o.log.info('restoring', {
+            partitions: handles.map((h) => h.partition),
+            records: read,
+            recordsPerSecond: Math.round(read / Math.max(0.001, (now - t0) / 1000)),
+            remaining,
+          });
+        },
       );
+      this.o.metrics.restoreRemaining.set({ processor: this.name }, 0);
       for (const h of handles) this.resetGroup(h);
-      this.o.metrics.restoredKeys.inc({ processor: this.name }, restored);
+      this.o.metrics.restoredKeys.inc({ processor: this.name }, restored - counted);
       this.o.metrics.restoreSeconds.observe({ processor: this.name }, (Date.now() - t0) / 1000);
       this.o.log.info('tasks ready', {
         partitions: handles.map((h) => h.partition),

@@ -117,6 +117,8 @@ export async function serve(
     maxTaskIdleMs: options.maxTaskIdleMs,
     maxBufferedPerPartition: options.maxBufferedPerPartition,
     maxBytesPerPartition: options.maxFetchBytesPerPartition,
+    internalReplicationFactor: options.internalReplicationFactor,
+    internalMinInsyncReplicas: options.internalMinInsyncReplicas,
     sessionTimeoutMs: options.sessionTimeoutMs,
     metrics,
     log,
