@@ -99,6 +99,17 @@ describe.each(['kafkajs', 'rdkafka'])('on the %s transport', (transport) => {
         })
       ).resources[0]?.configEntries[0]?.configValue;
     expect(await minIsr()).toBe('1');
+    const setMinIsr = (value: string): Promise<unknown> =>
+      admin.alterConfigs({
+        validateOnly: false,
+        resources: [
+          {
+            type: ConfigResourceTypes.TOPIC,
+            name: changelog,
+            configEntries: [{ name: 'min.insync.replicas', value }],
+          },
+        ],
+      });
 
     // More replicas than brokers: refused before anything is created or read.
     await refused(
@@ -106,30 +117,12 @@ describe.each(['kafkajs', 'rdkafka'])('on the %s transport', (transport) => {
       /--internal-replication-factor is 2 but the cluster has 1 broker/,
     );
     // The topic's settings differ from the configured ones: refused, naming the setting and the fix.
-    await admin.alterConfigs({
-      validateOnly: false,
-      resources: [
-        {
-          type: ConfigResourceTypes.TOPIC,
-          name: changelog,
-          configEntries: [{ name: 'min.insync.replicas', value: '2' }],
-        },
-      ],
-    });
+    await setMinIsr('2');
     await refused(
       spawnProcessor(`${app}-isr`, 'repayment', args),
       new RegExp(`${changelog.replace(/\./g, '\\.')} has min\\.insync\\.replicas 2.*kafka-configs\\.sh`),
     );
-    await admin.alterConfigs({
-      validateOnly: false,
-      resources: [
-        {
-          type: ConfigResourceTypes.TOPIC,
-          name: changelog,
-          configEntries: [{ name: 'min.insync.replicas', value: '1' }],
-        },
-      ],
-    });
+    await setMinIsr('1');
 
     // The changelog's records deleted (log start moved past them) while the group has offsets.
     const ends = await admin.fetchTopicOffsets(changelog);
