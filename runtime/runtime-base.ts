@@ -123,13 +123,13 @@ export interface PartitionOffset {
   offset: number;
 }
 
-/** A task's producer: its transactional id is `<applicationId>-<partition>`; opening it fences earlier owners. */
 /** Where a partition's log starts and (read_committed) ends, as the broker answered. */
 export interface PartitionBounds {
   readonly start: number;
   readonly end: number;
 }
 
+/** A task's producer: its transactional id is `<applicationId>-<partition>`; opening it fences earlier owners. */
 export interface TaskProducer {
   /**
    * exactly_once: the records and the group offsets in one transaction, committed or aborted
