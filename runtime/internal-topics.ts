@@ -10,6 +10,7 @@
  * DescribeConfigs nor OffsetFetch.
  */
 import { ConfigResourceTypes, type Admin } from 'kafkajs';
+import { whileRetriable } from '../connectors/kafka-read';
 
 /** A start-up check that failed: the message names the topic, the setting and the fix. */
 export class DurabilityError extends Error {
@@ -26,7 +27,7 @@ export async function internalTopicSettings(
   admin: Admin,
   asked: { replicationFactor?: number; minInsyncReplicas?: number },
 ): Promise<InternalTopicSettings> {
-  const brokers = (await admin.describeCluster()).brokers.length;
+  const brokers = (await whileRetriable(() => admin.describeCluster())).brokers.length;
   const replicationFactor = asked.replicationFactor ?? Math.min(3, brokers);
   if (replicationFactor > brokers) {
     throw new DurabilityError(
@@ -55,7 +56,7 @@ export async function checkInternalTopic(
   topic: string,
   s: InternalTopicSettings,
 ): Promise<void> {
-  const meta = await admin.fetchTopicMetadata({ topics: [topic] });
+  const meta = await whileRetriable(() => admin.fetchTopicMetadata({ topics: [topic] }));
   const partitions = meta.topics[0]?.partitions ?? [];
   const rf = Math.min(...partitions.map((p) => p.replicas.length));
   if (rf !== s.replicationFactor) {
@@ -65,10 +66,12 @@ export async function checkInternalTopic(
         `with --internal-replication-factor=${rf}`,
     );
   }
-  const described = await admin.describeConfigs({
-    resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['min.insync.replicas'] }],
-    includeSynonyms: false,
-  });
+  const described = await whileRetriable(() =>
+    admin.describeConfigs({
+      resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['min.insync.replicas'] }],
+      includeSynonyms: false,
+    }),
+  );
   const value = described.resources[0]?.configEntries.find((e) => e.configName === 'min.insync.replicas');
   const minIsr = Number(value?.configValue ?? NaN);
   if (minIsr !== s.minInsyncReplicas) {
@@ -87,7 +90,8 @@ export async function committedPartitions(
   groupId: string,
   topics: readonly string[],
 ): Promise<Array<{ topic: string; partition: number; offset: number }>> {
-  const answer = await admin.fetchOffsets({ groupId, topics: [...topics] });
+  // A fresh broker answers NOT_COORDINATOR until the group's coordinator is loaded: retriable.
+  const answer = await whileRetriable(() => admin.fetchOffsets({ groupId, topics: [...topics] }), 30_000);
   return answer.flatMap((t) =>
     t.partitions
       .filter((p) => Number(p.offset) >= 0)

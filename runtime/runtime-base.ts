@@ -26,6 +26,7 @@ import { Restarter, retrying } from '../connectors/backoff';
 import { eventTime } from './event-time';
 import type { RuntimeMetrics } from './metrics';
 import { Mutex } from '../connectors/mutex';
+import { whileRetriable } from '../connectors/kafka-read';
 import { PartitionGroup, type Stamped } from './partition-group';
 import {
   checkInternalTopic,
@@ -560,7 +561,7 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
     }
     await checkInternalTopic(admin, this.changelog, settings);
     const withOffsets = new Set(committed.map((c) => c.partition));
-    for (const p of await admin.fetchTopicOffsets(this.changelog)) {
+    for (const p of await whileRetriable(() => admin.fetchTopicOffsets(this.changelog))) {
       if (Number(p.low) > 0 && withOffsets.has(p.partition)) {
         throw new DurabilityError(
           `the changelog ${this.changelog} partition ${p.partition} starts at offset ${p.low}: its ` +
