@@ -8,11 +8,25 @@ import { z } from 'zod';
 
 const port = z.coerce.number().int().min(1024).max(65535);
 
+/** The Kafka releases the local stack can run, the default first (docs/stack.md). */
+export const KAFKA_VERSIONS = ['4.4.0', '3.9.1'] as const;
+export type KafkaVersion = (typeof KAFKA_VERSIONS)[number];
+export const KAFKA_MAX_NODES = 3;
+/** Node n's ports are the first node's plus this times (n - 1). */
+export const KAFKA_NODE_PORT_STEP = 100;
+
 /** Every HOLDBACK_* variable the stack and clients read, with its default. */
 export const ENDPOINT_ENV = {
   HOLDBACK_HOST: z.string().default('127.0.0.1'),
   HOLDBACK_KAFKA_PORT: port.default(19092),
   HOLDBACK_KAFKA_CONTROLLER_PORT: port.default(19093),
+  /**
+   * For network-fault tests: each node also listens on HOLDBACK_KAFKA_PROXIED_PORT + 1 and
+   * advertises that listener as HOLDBACK_KAFKA_PROXIED_PORT (+100 per node), where a fault proxy
+   * (Toxiproxy) forwards to it. A client bootstrapping from the advertised ports reaches every
+   * broker only through the proxy, so the proxy can cut it off; other clients are untouched.
+   */
+  HOLDBACK_KAFKA_PROXIED_PORT: port.optional(),
   HOLDBACK_REGISTRY_PORT: port.default(18081),
   HOLDBACK_REGISTRY_MANAGEMENT_PORT: port.default(18082),
   HOLDBACK_CLICKHOUSE_HTTP_PORT: port.default(18123),
@@ -20,13 +34,24 @@ export const ENDPOINT_ENV = {
   HOLDBACK_PROMETHEUS_PORT: port.default(19090),
   HOLDBACK_ALERTMANAGER_PORT: port.default(19095),
   HOLDBACK_PARTITIONS: z.coerce.number().int().min(1).max(256).default(4),
+  /**
+   * Kafka nodes of the local stack (each broker and controller): 1 for speed, 3 for a replicated
+   * cluster. Node n listens on HOLDBACK_KAFKA_PORT + 100*(n-1) (and its controller likewise).
+   */
+  HOLDBACK_KAFKA_BROKERS: z.coerce.number().int().min(1).max(KAFKA_MAX_NODES).default(1),
+  /** The Kafka release the local stack runs. */
+  HOLDBACK_KAFKA_VERSION: z.enum(KAFKA_VERSIONS).default(KAFKA_VERSIONS[0]),
   /** The registry's Confluent-compatible API; Confluent's own registry (docker-compose) serves it at the root. */
   HOLDBACK_REGISTRY_URL: z.url().optional(),
 } as const;
 
 export interface Endpoints {
   host: string;
+  /** Every node's broker address (a client may bootstrap from any). */
   kafkaBrokers: string[];
+  /** The local stack's Kafka nodes, node 1 first. */
+  kafkaNodes: KafkaNode[];
+  kafkaVersion: KafkaVersion;
   kafkaPort: number;
   kafkaControllerPort: number;
   registryUrl: string;
@@ -40,6 +65,14 @@ export interface Endpoints {
   alertmanagerUrl: string;
   alertmanagerPort: number;
   partitions: number;
+}
+
+export interface KafkaNode {
+  id: number;
+  port: number;
+  controllerPort: number;
+  /** HOLDBACK_KAFKA_PROXIED_PORT: the proxied listener, as advertised (a proxy's port) and as bound. */
+  proxied?: { advertised: number; listen: number };
 }
 
 export class ConfigError extends Error {
@@ -66,9 +99,26 @@ export function loadEndpoints(
     );
   }
   const c = parsed.data;
+  const kafkaNodes = Array.from({ length: c.HOLDBACK_KAFKA_BROKERS }, (_, i) => ({
+    id: i + 1,
+    port: c.HOLDBACK_KAFKA_PORT + KAFKA_NODE_PORT_STEP * i,
+    controllerPort: c.HOLDBACK_KAFKA_CONTROLLER_PORT + KAFKA_NODE_PORT_STEP * i,
+    ...(c.HOLDBACK_KAFKA_PROXIED_PORT !== undefined && {
+      proxied: {
+        advertised: c.HOLDBACK_KAFKA_PROXIED_PORT + KAFKA_NODE_PORT_STEP * i,
+        listen: c.HOLDBACK_KAFKA_PROXIED_PORT + 1 + KAFKA_NODE_PORT_STEP * i,
+      },
+    }),
+  }));
+  const kafkaPorts = kafkaNodes.flatMap((n) => [
+    n.port,
+    n.controllerPort,
+    ...(n.proxied ? [n.proxied.advertised, n.proxied.listen] : []),
+  ]);
+  if (kafkaPorts.some((p) => p > 65535))
+    throw new ConfigError(`Kafka node ports run past 65535: ${kafkaPorts.join(', ')}`);
   const ports = [
-    c.HOLDBACK_KAFKA_PORT,
-    c.HOLDBACK_KAFKA_CONTROLLER_PORT,
+    ...kafkaPorts,
     c.HOLDBACK_REGISTRY_PORT,
     c.HOLDBACK_REGISTRY_MANAGEMENT_PORT,
     c.HOLDBACK_CLICKHOUSE_HTTP_PORT,
@@ -81,7 +131,9 @@ export function loadEndpoints(
   const h = c.HOLDBACK_HOST;
   return {
     host: h,
-    kafkaBrokers: [`${h}:${c.HOLDBACK_KAFKA_PORT}`],
+    kafkaBrokers: kafkaNodes.map((n) => `${h}:${n.port}`),
+    kafkaNodes,
+    kafkaVersion: c.HOLDBACK_KAFKA_VERSION,
     kafkaPort: c.HOLDBACK_KAFKA_PORT,
     kafkaControllerPort: c.HOLDBACK_KAFKA_CONTROLLER_PORT,
     registryUrl: (

@@ -5,9 +5,15 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { createTopicsReady } from '../connectors/kafka-admin';
+import { clusterReplication, createTopicsReady } from '../connectors/kafka-admin';
 import { Kafka, logLevel } from 'kafkajs';
-import type { Endpoints } from '../connectors/endpoints';
+import {
+  KAFKA_MAX_NODES,
+  KAFKA_NODE_PORT_STEP,
+  type Endpoints,
+  type KafkaNode,
+  type KafkaVersion,
+} from '../connectors/endpoints';
 import { TOPIC_SPECS } from '../schemas/topics';
 import {
   ensureApicurio,
@@ -15,9 +21,9 @@ import {
   ensureKafka,
   findJava,
   InstallError,
-  KAFKA_VERSION,
+  kafkaMajor,
 } from './install';
-import type { Launch } from './proc';
+import { sleep, type Launch } from './proc';
 import { REPO_ROOT, runDir } from './paths';
 
 type Log = (line: string) => void;
@@ -46,131 +52,269 @@ async function httpOk(url: string, init?: RequestInit): Promise<boolean> {
   }
 }
 
-function kafkaClient(e: Endpoints): Kafka {
+function kafkaClient(e: Endpoints, brokers: string[] = e.kafkaBrokers): Kafka {
   return new Kafka({
     clientId: 'holdback-stack',
-    brokers: e.kafkaBrokers,
+    brokers,
     logLevel: logLevel.NOTHING,
     connectionTimeout: 2000,
     retry: { retries: 2 },
   });
 }
 
-const kafka: Component = {
-  name: 'kafka',
-  address: (e) => `${e.kafkaBrokers.join(',')} (KRaft controller :${e.kafkaControllerPort})`,
-  ports: (e) => [
-    ['HOLDBACK_KAFKA_PORT', e.kafkaPort],
-    ['HOLDBACK_KAFKA_CONTROLLER_PORT', e.kafkaControllerPort],
-  ],
-  startTimeoutSec: 90,
-  async prepare(e, log) {
-    const lib = await ensureKafka(log);
-    const java = findJava(17);
-    const dir = runDir('kafka');
-    const data = join(dir, 'data');
-    mkdirSync(data, { recursive: true });
-    const props = join(dir, 'server.properties');
+/** The local stack's Kafka cluster: its id, release and size, fixed when node 1 was formatted. */
+interface ClusterRecord {
+  clusterId: string;
+  version: KafkaVersion;
+  nodes: number;
+}
+
+const clusterFile = (): string => join(runDir('kafka'), 'cluster.json');
+
+/** The cluster on this machine, if node 1 was ever formatted. */
+export function recordedCluster(): ClusterRecord | undefined {
+  const f = clusterFile();
+  if (existsSync(f)) return JSON.parse(readFileSync(f, 'utf8')) as ClusterRecord;
+  // Data from before cluster.json was written: a single Kafka 3.9.1 node.
+  const meta = join(runDir('kafka'), 'data', 'meta.properties');
+  const id = existsSync(meta) ? /^cluster\.id=(.+)$/m.exec(readFileSync(meta, 'utf8'))?.[1] : undefined;
+  return id ? { clusterId: id.trim(), version: '3.9.1', nodes: 1 } : undefined;
+}
+
+/**
+ * The cluster this machine's Kafka data belongs to, if it can serve `e`. Data formatted for
+ * another size, or for a newer release, is not reused: KRaft's voters and the internal topics'
+ * replication are fixed at format time, and a broker cannot read a newer release's metadata.
+ */
+export function checkCluster(e: Endpoints): ClusterRecord | undefined {
+  const have = recordedCluster();
+  if (!have) return undefined;
+  const want = { version: e.kafkaVersion, nodes: e.kafkaNodes.length };
+  if (have.version === want.version && have.nodes === want.nodes) return have;
+  // Kafka upgrades KRaft data from 3.x in place (its metadata.version stays until raised).
+  if (have.nodes === want.nodes && kafkaMajor(have.version) < kafkaMajor(want.version)) {
+    const upgraded = { ...have, version: want.version };
+    writeFileSync(clusterFile(), `${JSON.stringify(upgraded, null, 2)}\n`);
+    return upgraded;
+  }
+  throw new InstallError(
+    `the Kafka data in ${runDir('kafka')} is a ${have.nodes}-node Kafka ${have.version} cluster, ` +
+      `but ${want.nodes}-node Kafka ${want.version} was asked for (HOLDBACK_KAFKA_BROKERS, ` +
+      `HOLDBACK_KAFKA_VERSION, --brokers). Ask for the same again, or delete its topics and data ` +
+      `with \`holdback stack down --purge kafka\` first.`,
+  );
+}
+
+/** The cluster for `e`, given a new cluster id on first use. */
+function clusterFor(e: Endpoints, java: string, cp: string): ClusterRecord {
+  const have = checkCluster(e);
+  if (have) return have;
+  const want = { version: e.kafkaVersion, nodes: e.kafkaNodes.length };
+  const id = spawnSync(java, ['-cp', cp, 'kafka.tools.StorageTool', 'random-uuid'], { encoding: 'utf8' });
+  const clusterId = id.stdout.trim().split('\n').pop() ?? '';
+  if (id.status !== 0 || !/^[A-Za-z0-9_-]{22}$/.test(clusterId)) {
+    throw new InstallError(`kafka-storage random-uuid failed: ${id.stderr}`);
+  }
+  const record = { clusterId, ...want };
+  mkdirSync(runDir('kafka'), { recursive: true });
+  writeFileSync(clusterFile(), `${JSON.stringify(record, null, 2)}\n`);
+  return record;
+}
+
+/** Node n of the cluster: `kafka` for node 1 (the single-node stack's name), `kafka-<n>` after. */
+export function kafkaNodeName(n: number): string {
+  return n === 1 ? 'kafka' : `kafka-${n}`;
+}
+
+/** Log settings for the broker: log4j2 for Kafka 4, log4j 1 (reload4j) for Kafka 3. */
+function writeLogConfig(dir: string, version: KafkaVersion): string {
+  const quiet = ['kafka.request.logger', 'org.apache.kafka.clients', 'state.change.logger'];
+  if (kafkaMajor(version) >= 4) {
+    const file = join(dir, 'log4j2.properties');
     writeFileSync(
-      props,
+      file,
       [
-        '# Written by `holdback stack up`: a single-node Kafka in KRaft mode (broker + controller).',
-        'process.roles=broker,controller',
-        'node.id=1',
-        `controller.quorum.voters=1@${e.host}:${e.kafkaControllerPort}`,
-        `listeners=PLAINTEXT://${e.host}:${e.kafkaPort},CONTROLLER://${e.host}:${e.kafkaControllerPort}`,
-        `advertised.listeners=PLAINTEXT://${e.host}:${e.kafkaPort}`,
-        'controller.listener.names=CONTROLLER',
-        'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
-        'inter.broker.listener.name=PLAINTEXT',
-        `log.dirs=${data}`,
-        `num.partitions=${e.partitions}`,
-        '# One node: replication factor 1 everywhere, or transactions never start.',
-        'offsets.topic.replication.factor=1',
-        'transaction.state.log.replication.factor=1',
-        'transaction.state.log.min.isr=1',
-        'min.insync.replicas=1',
-        'group.initial.rebalance.delay.ms=0',
-        'auto.create.topics.enable=false',
-        '# Small segments keep compaction of changelogs and compacted outputs visible on a dev box.',
-        'log.segment.bytes=67108864',
-        'log.retention.hours=168',
+        'status = warn',
+        'appender.stdout.type = Console',
+        'appender.stdout.name = STDOUT',
+        'appender.stdout.layout.type = PatternLayout',
+        'appender.stdout.layout.pattern = [%d] %p %m (%c)%n',
+        'rootLogger.level = INFO',
+        'rootLogger.appenderRef.stdout.ref = STDOUT',
+        ...quiet.flatMap((name, i) => [`logger.q${i}.name = ${name}`, `logger.q${i}.level = WARN`]),
         '',
       ].join('\n'),
     );
-    const log4j = join(dir, 'log4j.properties');
-    writeFileSync(
-      log4j,
+    return `-Dlog4j2.configurationFile=${file}`;
+  }
+  const file = join(dir, 'log4j.properties');
+  writeFileSync(
+    file,
+    [
+      'log4j.rootLogger=INFO, stdout',
+      'log4j.appender.stdout=org.apache.log4j.ConsoleAppender',
+      'log4j.appender.stdout.layout=org.apache.log4j.PatternLayout',
+      'log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n',
+      ...quiet.map((name) => `log4j.logger.${name}=WARN`),
+      '',
+    ].join('\n'),
+  );
+  return `-Dlog4j.configuration=file:${file}`;
+}
+
+/** The broker's settings: every node is broker and controller; replication follows the size. */
+export function serverProperties(e: Endpoints, node: KafkaNode, data: string): string {
+  const nodes = e.kafkaNodes.length;
+  const rf = Math.min(3, nodes);
+  const minIsr = Math.min(2, rf);
+  const voters = e.kafkaNodes.map((n) => `${n.id}@${e.host}:${n.controllerPort}`).join(',');
+  // HOLDBACK_KAFKA_PROXIED_PORT: a listener reached through a fault proxy (network-fault tests).
+  const proxied = node.proxied;
+  return [
+    `# Written by \`holdback stack up\`: node ${node.id} of a ${nodes}-node Kafka ${e.kafkaVersion} in KRaft mode (broker + controller).`,
+    'process.roles=broker,controller',
+    `node.id=${node.id}`,
+    `controller.quorum.voters=${voters}`,
+    `listeners=PLAINTEXT://${e.host}:${node.port},CONTROLLER://${e.host}:${node.controllerPort}` +
+      (proxied ? `,PROXIED://${e.host}:${proxied.listen}` : ''),
+    `advertised.listeners=PLAINTEXT://${e.host}:${node.port}` +
+      (proxied ? `,PROXIED://${e.host}:${proxied.advertised}` : ''),
+    'controller.listener.names=CONTROLLER',
+    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT' +
+      (proxied ? ',PROXIED:PLAINTEXT' : ''),
+    'inter.broker.listener.name=PLAINTEXT',
+    `log.dirs=${data}`,
+    `num.partitions=${e.partitions}`,
+    `# Replication factor ${rf} and min ISR ${minIsr} (one node: 1 everywhere, or transactions never start).`,
+    `offsets.topic.replication.factor=${rf}`,
+    `transaction.state.log.replication.factor=${rf}`,
+    `transaction.state.log.min.isr=${minIsr}`,
+    `default.replication.factor=${rf}`,
+    `min.insync.replicas=${minIsr}`,
+    // A replica that fell out of sync must not become leader: it would lose committed records.
+    'unclean.leader.election.enable=false',
+    'group.initial.rebalance.delay.ms=0',
+    'auto.create.topics.enable=false',
+    '# Small segments keep compaction of changelogs and compacted outputs visible on a dev box.',
+    'log.segment.bytes=67108864',
+    'log.retention.hours=168',
+    '',
+  ].join('\n');
+}
+
+function kafkaNode(node: KafkaNode): Component {
+  const name = kafkaNodeName(node.id);
+  return {
+    name,
+    address: (e) =>
+      `${e.host}:${node.port} (Kafka ${e.kafkaVersion} KRaft node ${node.id}/${e.kafkaNodes.length}, controller :${node.controllerPort})`,
+    ports: () => [
       [
-        'log4j.rootLogger=INFO, stdout',
-        'log4j.appender.stdout=org.apache.log4j.ConsoleAppender',
-        'log4j.appender.stdout.layout=org.apache.log4j.PatternLayout',
-        'log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n',
-        'log4j.logger.kafka.request.logger=WARN',
-        'log4j.logger.org.apache.kafka.clients=WARN',
-        'log4j.logger.state.change.logger=WARN',
-        '',
-      ].join('\n'),
-    );
-    const cp = `${lib}/*`;
-    if (!existsSync(join(data, 'meta.properties'))) {
-      log(`formatting Kafka ${KAFKA_VERSION} storage in ${data}`);
-      const id = spawnSync(java, ['-cp', cp, 'kafka.tools.StorageTool', 'random-uuid'], { encoding: 'utf8' });
-      const clusterId = id.stdout.trim().split('\n').pop() ?? '';
-      if (id.status !== 0 || !/^[A-Za-z0-9_-]{22}$/.test(clusterId)) {
-        throw new InstallError(`kafka-storage random-uuid failed: ${id.stderr}`);
+        node.id === 1
+          ? 'HOLDBACK_KAFKA_PORT'
+          : `HOLDBACK_KAFKA_PORT (+${KAFKA_NODE_PORT_STEP * (node.id - 1)})`,
+        node.port,
+      ],
+      [
+        node.id === 1
+          ? 'HOLDBACK_KAFKA_CONTROLLER_PORT'
+          : `HOLDBACK_KAFKA_CONTROLLER_PORT (+${KAFKA_NODE_PORT_STEP * (node.id - 1)})`,
+        node.controllerPort,
+      ],
+      ...(node.proxied
+        ? ([['HOLDBACK_KAFKA_PROXIED_PORT (+1, the proxied listener)', node.proxied.listen]] as Array<
+            [string, number]
+          >)
+        : []),
+    ],
+    startTimeoutSec: 90,
+    async prepare(e, log) {
+      const lib = await ensureKafka(e.kafkaVersion, log);
+      const java = findJava(17);
+      const cp = `${lib}/*`;
+      const cluster = clusterFor(e, java, cp);
+      const dir = runDir(name);
+      const data = join(dir, 'data');
+      mkdirSync(data, { recursive: true });
+      const props = join(dir, 'server.properties');
+      writeFileSync(props, serverProperties(e, node, data));
+      const logConfig = writeLogConfig(dir, e.kafkaVersion);
+      if (!existsSync(join(data, 'meta.properties'))) {
+        log(`${name}: formatting Kafka ${e.kafkaVersion} storage in ${data}`);
+        const fmt = spawnSync(
+          java,
+          [
+            logConfig,
+            '-cp',
+            cp,
+            'kafka.tools.StorageTool',
+            'format',
+            '-t',
+            cluster.clusterId,
+            '-c',
+            props,
+            '-g',
+          ],
+          { encoding: 'utf8' },
+        );
+        if (fmt.status !== 0)
+          throw new InstallError(`kafka-storage format failed: ${fmt.stderr}${fmt.stdout}`);
       }
-      const fmt = spawnSync(
-        java,
-        [
-          `-Dlog4j.configuration=file:${log4j}`,
+      return {
+        component: name,
+        command: java,
+        args: [
+          '-Xms256m',
+          `-Xmx${e.kafkaNodes.length > 1 ? 512 : 768}m`,
+          '-XX:+UseG1GC',
+          '-XX:MaxGCPauseMillis=20',
+          '-Djava.awt.headless=true',
+          logConfig,
+          `-Dkafka.logs.dir=${dir}`,
           '-cp',
           cp,
-          'kafka.tools.StorageTool',
-          'format',
-          '-t',
-          clusterId,
-          '-c',
+          'kafka.Kafka',
           props,
-          '-g',
         ],
-        { encoding: 'utf8' },
-      );
-      if (fmt.status !== 0) throw new InstallError(`kafka-storage format failed: ${fmt.stderr}${fmt.stdout}`);
-    }
-    return {
-      component: 'kafka',
-      command: java,
-      args: [
-        '-Xms256m',
-        '-Xmx768m',
-        '-XX:+UseG1GC',
-        '-XX:MaxGCPauseMillis=20',
-        '-Djava.awt.headless=true',
-        `-Dlog4j.configuration=file:${log4j}`,
-        `-Dkafka.logs.dir=${dir}`,
-        '-cp',
-        cp,
-        'kafka.Kafka',
-        props,
-      ],
-    };
-  },
-  async healthy(e) {
-    const admin = kafkaClient(e).admin();
+      };
+    },
+    async healthy(e) {
+      // Asked of this node alone: it answers, knows a controller, and counts itself a broker.
+      const admin = kafkaClient(e, [`${e.host}:${node.port}`]).admin();
+      try {
+        await admin.connect();
+        const cluster = await admin.describeCluster();
+        return cluster.controller !== null && cluster.brokers.some((b) => b.nodeId === node.id);
+      } catch {
+        return false;
+      } finally {
+        await admin.disconnect().catch(() => undefined);
+      }
+    },
+    // Once, after every node is healthy: the topics need all their replicas' brokers.
+    ...(node.id === 1 ? { afterStart: warmUpKafka } : {}),
+  };
+}
+
+/** Retries `call` until it succeeds or 60 s pass (a fresh cluster's coordinators load for a while). */
+async function untilReady(what: string, call: () => Promise<void>): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
     try {
-      await admin.connect();
-      const cluster = await admin.describeCluster();
-      return cluster.brokers.length > 0 && cluster.controller !== null;
-    } catch {
-      return false;
-    } finally {
-      await admin.disconnect().catch(() => undefined);
+      return await call();
+    } catch (err) {
+      if (Date.now() > deadline)
+        throw new InstallError(`${what} did not answer within 60s: ${(err as Error).message}`);
+      await sleep(500);
     }
-  },
-  async afterStart(e, log) {
-    await ensureTopics(e, log);
-    // Creates __transaction_state now, so the first transactional producer does not wait for it.
+  }
+}
+
+async function warmUpKafka(e: Endpoints, log: Log): Promise<void> {
+  await ensureTopics(e, log);
+  // Creates __transaction_state and __consumer_offsets now and waits until their coordinators
+  // answer, so the first transactional producer or group does not meet a loading coordinator.
+  await untilReady('the transaction coordinator', async () => {
     const producer = kafkaClient(e).producer({
       transactionalId: 'holdback-stack-warmup',
       idempotent: true,
@@ -178,8 +322,17 @@ const kafka: Component = {
     });
     await producer.connect();
     await producer.disconnect();
-  },
-};
+  });
+  await untilReady('the group coordinator', async () => {
+    const admin = kafkaClient(e).admin();
+    await admin.connect();
+    try {
+      await admin.fetchOffsets({ groupId: 'holdback-stack-warmup', topics: [TOPIC_SPECS[0]!.name] });
+    } finally {
+      await admin.disconnect();
+    }
+  });
+}
 
 /** Creates the contract's topics (idempotent); refuses topics whose partition count differs. */
 export async function ensureTopics(e: Endpoints, log: Log): Promise<void> {
@@ -188,17 +341,25 @@ export async function ensureTopics(e: Endpoints, log: Log): Promise<void> {
   try {
     const existing = new Set(await admin.listTopics());
     const missing = TOPIC_SPECS.filter((t) => !existing.has(t.name));
+    // The contract's topics are replicated like the internal ones: min(3, nodes), min ISR 2.
+    const { replicationFactor: rf, minInsyncReplicas } = await clusterReplication(admin);
     if (missing.length > 0) {
       await createTopicsReady(
         admin,
         missing.map((t) => ({
           topic: t.name,
           numPartitions: e.partitions,
-          replicationFactor: 1,
-          configEntries: t.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+          replicationFactor: rf,
+          configEntries: [
+            ...(t.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : []),
+            { name: 'min.insync.replicas', value: String(minInsyncReplicas) },
+          ],
         })),
       );
-      log(`created topics ${missing.map((t) => t.name).join(', ')} with ${e.partitions} partitions each`);
+      log(
+        `created topics ${missing.map((t) => t.name).join(', ')} with ${e.partitions} partitions ` +
+          `and replication factor ${rf} each`,
+      );
     }
     const meta = await admin.fetchTopicMetadata({ topics: TOPIC_SPECS.map((t) => t.name) });
     const wrong = meta.topics.filter((t) => t.partitions.length !== e.partitions);
@@ -435,8 +596,12 @@ const alertmanager: Component = {
 };
 
 /** In start order. Kafka first: it takes longest to format and elect itself. */
-export const COMPONENTS: readonly Component[] = [kafka, registry, clickhouse, prometheus, alertmanager];
+export function components(e: Endpoints): Component[] {
+  return [...e.kafkaNodes.map(kafkaNode), registry, clickhouse, prometheus, alertmanager];
+}
 
+/** Every component name, whatever the cluster's size (`down` and `logs` reach them all). */
 export function componentNames(): string[] {
-  return COMPONENTS.map((c) => c.name);
+  const nodes = Array.from({ length: KAFKA_MAX_NODES }, (_, i) => kafkaNodeName(i + 1));
+  return [...nodes, registry.name, clickhouse.name, prometheus.name, alertmanager.name];
 }

@@ -6,11 +6,11 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { homedir } from 'node:os';
+import type { KafkaVersion } from '../connectors/endpoints';
 import { CACHE_DIR, REPO_ROOT } from './paths';
 
-export const KAFKA_VERSION = '3.9.1';
 export const APICURIO_VERSION = '3.3.3';
 
 export class InstallError extends Error {
@@ -118,13 +118,23 @@ function mvn(): string {
   return 'mvn';
 }
 
+/** Kafka 4 logs through log4j2; Kafka 3 through log4j 1 (reload4j). */
+export function kafkaMajor(version: KafkaVersion): number {
+  return Number(version.split('.')[0]);
+}
+
+/** Where a Kafka version's jars are cached (filled by ensureKafka). */
+export function kafkaLibDir(version: KafkaVersion): string {
+  return join(CACHE_DIR, `kafka-${version}`, 'lib');
+}
+
 /** Kafka's runtime jars (broker, KRaft, tools, a log4j backend): returns the lib folder. */
-export async function ensureKafka(log: Log): Promise<string> {
-  const home = join(CACHE_DIR, `kafka-${KAFKA_VERSION}`);
-  const lib = join(home, 'lib');
+export async function ensureKafka(version: KafkaVersion, log: Log): Promise<string> {
+  const lib = kafkaLibDir(version);
+  const home = dirname(lib);
   const stamp = join(home, '.complete');
   if (existsSync(stamp)) return lib;
-  log(`downloading Apache Kafka ${KAFKA_VERSION} jars from Maven Central (about 56 MB, once)`);
+  log(`downloading Apache Kafka ${version} jars from Maven Central (about 56 MB, once)`);
   rmSync(home, { recursive: true, force: true });
   mkdirSync(lib, { recursive: true });
   await run(
@@ -136,6 +146,8 @@ export async function ensureKafka(log: Log): Promise<string> {
       'dependency:copy-dependencies',
       `-DoutputDirectory=${lib}`,
       '-DincludeScope=runtime',
+      `-Dkafka.version=${version}`,
+      `-Pkafka${kafkaMajor(version)}`,
     ],
     log,
     'Kafka jars',

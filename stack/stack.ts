@@ -4,9 +4,9 @@
  * (re)started after checking its ports are free. Every wait is bounded and ends in a message
  * that says what failed and where its log is.
  */
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import type { Endpoints } from '../connectors/endpoints';
-import { COMPONENTS, type Component } from './components';
+import { checkCluster, componentNames, components, type Component } from './components';
 import { HOME, runDir } from './paths';
 import { logFile, portFree, runningPid, sleep, start, stop, tailLog } from './proc';
 
@@ -19,12 +19,15 @@ export class StackError extends Error {
 const DOCKER_HINT =
   'Or, with a Docker engine: `docker compose up -d` runs the same stack from official images.';
 
-function select(names: string[]): Component[] {
-  if (names.length === 0) return [...COMPONENTS];
+function select(e: Endpoints, names: string[]): Component[] {
+  const all = components(e);
+  if (names.length === 0) return all;
   return names.map((n) => {
-    const c = COMPONENTS.find((x) => x.name === n);
-    if (!c)
-      throw new StackError(`unknown component '${n}': one of ${COMPONENTS.map((x) => x.name).join(', ')}`);
+    const c = all.find((x) => x.name === n);
+    if (!c) {
+      const more = componentNames().includes(n) ? ` (a ${e.kafkaNodes.length}-node cluster has no ${n})` : '';
+      throw new StackError(`unknown component '${n}'${more}: one of ${all.map((x) => x.name).join(', ')}`);
+    }
     return c;
   });
 }
@@ -47,7 +50,9 @@ async function waitHealthy(c: Component, e: Endpoints, pid: number): Promise<voi
 }
 
 export async function up(e: Endpoints, names: string[], log: Log): Promise<void> {
-  const chosen = select(names);
+  const chosen = select(e, names);
+  // Before anything starts: data of another cluster size is refused even if node 1 runs.
+  if (chosen.some((c) => c.name.startsWith('kafka'))) checkCluster(e);
   const started: Array<{ c: Component; pid: number; t0: number }> = [];
   for (const c of chosen) {
     const pid = runningPid(c.name);
@@ -84,15 +89,29 @@ export async function up(e: Endpoints, names: string[], log: Log): Promise<void>
 }
 
 export async function down(names: string[], purge: boolean, log: Log): Promise<void> {
-  // Reverse order: clients of Kafka (none here) before Kafka; Kafka last gets a longer grace.
-  for (const c of select(names).reverse()) {
-    const result = await stop(c.name, c.name === 'kafka' ? 30_000 : 10_000);
-    log(`${c.name}: ${result}`);
-    if (purge) {
-      rmSync(runDir(c.name), { recursive: true, force: true });
-      log(`${c.name}: data removed`);
+  const all = componentNames();
+  const unknown = names.filter((n) => !all.includes(n));
+  if (unknown.length > 0) throw new StackError(`unknown component '${unknown[0]}': one of ${all.join(', ')}`);
+  // `kafka` means the whole cluster: its data is one cluster's, whatever its size.
+  const chosen =
+    names.length === 0
+      ? all
+      : all.filter((n) => names.includes(n) || (names.includes('kafka') && n.startsWith('kafka-')));
+  const stopOne = async (name: string): Promise<void> => {
+    const result = await stop(name, name.startsWith('kafka') ? 30_000 : 10_000);
+    const hadData = existsSync(runDir(name));
+    if (result !== 'not running' || hadData) log(`${name}: ${result}`);
+    if (purge && hadData) {
+      rmSync(runDir(name), { recursive: true, force: true });
+      log(`${name}: data removed`);
     }
-  }
+  };
+  // Reverse order: clients of Kafka (none here) before Kafka; Kafka last, with a longer grace.
+  // A cluster's nodes stop together: one stopped after the others have gone waits in vain for a
+  // controller quorum to accept its controlled shutdown.
+  const kafka = chosen.filter((n) => n.startsWith('kafka'));
+  for (const name of chosen.filter((n) => !n.startsWith('kafka')).reverse()) await stopOne(name);
+  await Promise.all(kafka.map(stopOne));
 }
 
 export interface ComponentStatus {
@@ -105,7 +124,7 @@ export interface ComponentStatus {
 
 export async function status(e: Endpoints): Promise<ComponentStatus[]> {
   return Promise.all(
-    COMPONENTS.map(async (c) => ({
+    components(e).map(async (c) => ({
       name: c.name,
       pid: runningPid(c.name),
       healthy: await c.healthy(e),

@@ -1,20 +1,48 @@
 /** `holdback stack up | down | status | logs [component...]`. */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { loadEndpoints } from '../../connectors/endpoints';
-import { componentNames } from '../../stack/components';
+import {
+  ConfigError,
+  KAFKA_MAX_NODES,
+  KAFKA_VERSIONS,
+  loadEndpoints,
+  type Endpoints,
+} from '../../connectors/endpoints';
+import { componentNames, recordedCluster } from '../../stack/components';
 import { down, formatStatus, logFile, status, up } from '../../stack/stack';
 import type { Command } from '../main';
 
 const HELP = `usage: holdback stack <up|down|status|logs> [component...]
 
-  up [component...]        install (once) and start the local stack on 127.0.0.1; waits until healthy
+  up [--brokers=N] [component...]
+                           install (once) and start the local stack on 127.0.0.1; waits until healthy.
+                           --brokers=3 runs a three-node Kafka cluster (HOLDBACK_KAFKA_BROKERS);
+                           HOLDBACK_KAFKA_VERSION=${KAFKA_VERSIONS.join('|')} picks the release
   down [--purge] [comp...] stop what up started (by PID); --purge also deletes its data
   status                   what runs where; exits 1 unless every component is healthy
   logs <component> [-f] [-n N]   show a component's log
 
 components: ${componentNames().join(', ')}
-ports and host: HOLDBACK_KAFKA_PORT, HOLDBACK_REGISTRY_PORT, ... (docs/stack.md)`;
+ports and host: HOLDBACK_KAFKA_PORT, HOLDBACK_REGISTRY_PORT, ... (docs/stack.md)
+Without --brokers or HOLDBACK_KAFKA_BROKERS, the stack keeps the size of the cluster it has (.holdback/run/kafka/cluster.json).`;
+
+/**
+ * The stack's settings: --brokers=N, then the environment, then the size of the cluster already
+ * formatted here, so that `status`, `up` and `logs` after `up --brokers=3` mean that cluster.
+ */
+function stackEndpoints(flags: string[]): Endpoints {
+  const env = { ...process.env };
+  const brokers = flags.find((f) => f.startsWith('--brokers'));
+  if (brokers !== undefined) {
+    const m = /^--brokers=(\d+)$/.exec(brokers);
+    if (!m) throw new ConfigError(`bad flag ${brokers}: expected --brokers=<1..${KAFKA_MAX_NODES}>`);
+    env['HOLDBACK_KAFKA_BROKERS'] = m[1];
+  }
+  // The size, not the release: an older release's data is upgraded to the default in place.
+  const recorded = recordedCluster();
+  if (recorded) env['HOLDBACK_KAFKA_BROKERS'] ??= String(recorded.nodes);
+  return loadEndpoints(env);
+}
 
 const log = (line: string): void => console.log(`[stack] ${line}`);
 
@@ -26,7 +54,7 @@ export const command: Command = {
     const names = rest.filter((a, i) => !a.startsWith('-') && !(rest[i - 1] === '-n'));
     switch (verb) {
       case 'up': {
-        const e = loadEndpoints();
+        const e = stackEndpoints(flags);
         const t0 = Date.now();
         await up(e, names, log);
         log(`up in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
@@ -37,7 +65,7 @@ export const command: Command = {
         await down(names, flags.includes('--purge'), log);
         return 0;
       case 'status': {
-        const rows = await status(loadEndpoints());
+        const rows = await status(stackEndpoints(flags));
         console.log(formatStatus(rows));
         return rows.every((r) => r.healthy) ? 0 : 1;
       }

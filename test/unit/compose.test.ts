@@ -8,7 +8,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { loadEndpoints } from '../../connectors/endpoints';
-import { KAFKA_VERSION } from '../../stack/install';
 import { REPO_ROOT } from '../../stack/paths';
 
 interface Service {
@@ -57,8 +56,40 @@ test("Prometheus discovers Holdback's processes from the same target files as th
   expect(job?.file_sd_configs?.[0]?.files).toEqual(['/etc/prometheus/targets/*.json']);
 });
 
+test('its cluster profile is the three-node cluster of `holdback stack up --brokers=3`', () => {
+  const env = join(REPO_ROOT, 'compose', 'cluster.env');
+  const text = execFileSync('docker-compose', ['--env-file', env, '-f', file, 'config'], {
+    encoding: 'utf8',
+  });
+  const cluster = parse(text) as {
+    services: Record<string, Service & { environment: Record<string, string | number> }>;
+  };
+  const three = loadEndpoints({ HOLDBACK_KAFKA_BROKERS: '3' });
+  const nodes = ['kafka', 'kafka-2', 'kafka-3'].map((n) => cluster.services[n]!);
+  expect(nodes.map((n) => Number(n.ports?.[0]?.split(':').at(-2)))).toEqual(
+    three.kafkaNodes.map((n) => n.port),
+  );
+  for (const [i, n] of nodes.entries()) {
+    expect(Number(n.environment['KAFKA_NODE_ID'])).toBe(i + 1);
+    expect(n.environment['KAFKA_CONTROLLER_QUORUM_VOTERS']).toBe(
+      '1@kafka:19093,2@kafka-2:19093,3@kafka-3:19093',
+    );
+    expect(String(n.environment['KAFKA_DEFAULT_REPLICATION_FACTOR'])).toBe('3');
+    expect(String(n.environment['KAFKA_MIN_INSYNC_REPLICAS'])).toBe('2');
+  }
+  // Without the env file, node 1 runs alone and the other two are not started.
+  const single = parse(execFileSync('docker-compose', ['-f', file, 'config'], { encoding: 'utf8' })) as {
+    services: Record<string, { environment: Record<string, string | number>; profiles?: string[] }>;
+  };
+  expect(single.services['kafka']?.profiles).toBeUndefined();
+  expect(single.services['kafka-2']?.profiles).toEqual(['cluster']);
+  expect(single.services['kafka-3']?.profiles).toEqual(['cluster']);
+  expect(single.services['kafka']?.environment['KAFKA_CONTROLLER_QUORUM_VOTERS']).toBe('1@kafka:19093');
+  expect(String(single.services['kafka']?.environment['KAFKA_MIN_INSYNC_REPLICAS'])).toBe('1');
+});
+
 test('it runs the Kafka version the local stack downloads', () => {
-  expect(compose.services['kafka']?.image).toBe(`apache/kafka:${KAFKA_VERSION}`);
+  expect(compose.services['kafka']?.image).toBe(`apache/kafka:${e.kafkaVersion}`);
 });
 
 test('every file or folder it mounts from the repo exists', () => {

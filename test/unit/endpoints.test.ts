@@ -23,3 +23,24 @@ test('HOLDBACK_REGISTRY_URL points at a registry serving the API at its root (Co
     'http://127.0.0.1:18081',
   );
 });
+
+test('HOLDBACK_KAFKA_BROKERS=3 lists three nodes, each 100 ports above the last', () => {
+  const e = loadEndpoints({ HOLDBACK_KAFKA_BROKERS: '3' });
+  expect(e.kafkaBrokers).toEqual(['127.0.0.1:19092', '127.0.0.1:19192', '127.0.0.1:19292']);
+  expect(e.kafkaNodes.map((n) => [n.id, n.port, n.controllerPort])).toEqual([
+    [1, 19092, 19093],
+    [2, 19192, 19193],
+    [3, 19292, 19293],
+  ]);
+  expect(e.kafkaVersion).toBe('4.4.0');
+});
+
+test.each([
+  [{ HOLDBACK_KAFKA_BROKERS: '4' }, /HOLDBACK_KAFKA_BROKERS=4/],
+  [{ HOLDBACK_KAFKA_VERSION: '3.8.0' }, /HOLDBACK_KAFKA_VERSION=3\.8\.0/],
+  [{ HOLDBACK_KAFKA_BROKERS: '3', HOLDBACK_KAFKA_PORT: '65400' }, /run past 65535/],
+  // Node 2's broker port would be Prometheus's.
+  [{ HOLDBACK_KAFKA_BROKERS: '2', HOLDBACK_PROMETHEUS_PORT: '19192' }, /two services share a port/],
+])('a bad Kafka cluster setting %j stops start-up naming the key', (env, message) => {
+  expect(() => loadEndpoints(env)).toThrow(message);
+});
