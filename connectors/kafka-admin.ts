@@ -30,3 +30,16 @@ export async function createTopicsReady(
     await new Promise((r) => setTimeout(r, 200));
   }
 }
+
+/**
+ * How a topic is replicated on this cluster unless told otherwise: on min(3, brokers) brokers, with
+ * writes acknowledged by min(2, replicas) of them, so that one broker lost loses nothing and
+ * leaves the topic writable (Kafka's production advice; one broker gives 1 and 1).
+ */
+export async function clusterReplication(
+  admin: Admin,
+): Promise<{ replicationFactor: number; minInsyncReplicas: number }> {
+  const brokers = (await whileRetriable(() => admin.describeCluster())).brokers.length;
+  const replicationFactor = Math.min(3, brokers);
+  return { replicationFactor, minInsyncReplicas: Math.min(2, replicationFactor) };
+}

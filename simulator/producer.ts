@@ -19,8 +19,9 @@
 import { Kafka, logLevel, Partitioners, type Message, type Producer } from 'kafkajs';
 import { Codec } from '../connectors/codec';
 import { loadEndpoints, type Endpoints } from '../connectors/endpoints';
-import { createTopicsReady } from '../connectors/kafka-admin';
+import { clusterReplication, createTopicsReady } from '../connectors/kafka-admin';
 import { whileRetriable } from '../connectors/kafka-read';
+import { keyPartitioner, sendEveryPartition } from '../connectors/kafka-send';
 import { SchemaRegistryClient } from '../connectors/registry';
 import type { TopicName } from '../schemas/topics';
 import { RecordEncoder } from './encode';
@@ -107,7 +108,7 @@ export async function simulate(input: SimulateInput, hooks: SimulateHooks = {}):
   const registry = new SchemaRegistryClient({ url: endpoints.registryUrl });
   const schemaIds = await schemaIdsOf(registry);
   const codec = new Codec({ source: registry, schemaIds });
-  await ensureInputTopics(kafka, options.topicPrefix, endpoints.partitions);
+  const partitions = await ensureInputTopics(kafka, options.topicPrefix, endpoints.partitions);
 
   const producer = kafka.producer({
     idempotent: true,
@@ -116,7 +117,7 @@ export async function simulate(input: SimulateInput, hooks: SimulateHooks = {}):
   });
   await producer.connect();
   try {
-    return await produceLoop(options, producer, new RecordEncoder(codec, schemaIds), hooks);
+    return await produceLoop(options, producer, new RecordEncoder(codec, schemaIds), partitions, hooks);
   } finally {
     await producer.disconnect();
   }
@@ -131,16 +132,23 @@ async function schemaIdsOf(registry: SchemaRegistryClient): Promise<Record<Topic
   }
 }
 
-async function ensureInputTopics(kafka: Kafka, prefix: string, partitions: number): Promise<void> {
+/** Creates the missing input topics; returns their partition count (one for all, or it throws). */
+async function ensureInputTopics(kafka: Kafka, prefix: string, partitions: number): Promise<number> {
   const admin = kafka.admin();
   await admin.connect();
   try {
     const wanted = INPUT_TOPICS.map((t) => prefix + t);
     const existing = new Set(await admin.listTopics());
     const missing = wanted.filter((t) => !existing.has(t));
+    const { replicationFactor, minInsyncReplicas } = await clusterReplication(admin);
     await createTopicsReady(
       admin,
-      missing.map((topic) => ({ topic, numPartitions: partitions, replicationFactor: 1 })),
+      missing.map((topic) => ({
+        topic,
+        numPartitions: partitions,
+        replicationFactor,
+        configEntries: [{ name: 'min.insync.replicas', value: String(minInsyncReplicas) }],
+      })),
     );
     const meta = await whileRetriable(() => admin.fetchTopicMetadata({ topics: wanted }), 30_000);
     const counts = new Map(meta.topics.map((t) => [t.name, t.partitions.length]));
@@ -149,6 +157,7 @@ async function ensureInputTopics(kafka: Kafka, prefix: string, partitions: numbe
         `the input topics are not co-partitioned: ${[...counts].map(([t, n]) => `${t} has ${n}`).join(', ')}`,
       );
     }
+    return [...counts.values()][0]!;
   } finally {
     await admin.disconnect();
   }
@@ -229,8 +238,12 @@ async function produceLoop(
   o: SimulateOptions,
   producer: Producer,
   encoder: RecordEncoder,
+  partitions: number,
   hooks: SimulateHooks,
 ): Promise<SimulationSummary> {
+  // Partitions are set here, as the default partitioner would choose them, so that each
+  // send can be checked partition by partition.
+  const partitionOf = keyPartitioner(partitions);
   const market = new Marketplace({
     seed: o.seed,
     merchants: o.merchants,
@@ -314,10 +327,12 @@ async function produceLoop(
       let list = batch.topicMessages.get(topic);
       if (!list) batch.topicMessages.set(topic, (list = []));
       const time = recordTime(r);
+      const key = r.kind === 'malformed' ? r.key : r.event.key;
       list.push({
-        key: r.kind === 'malformed' ? r.key : r.event.key,
+        key,
         value: encoder.encode(r),
         timestamp: String(time),
+        partition: partitionOf(topic, key),
       });
       batch.records.push(r);
       next = faults.next();
@@ -325,10 +340,12 @@ async function produceLoop(
     bucket.take(batch.records.length, now);
     taken += batch.records.length;
     await settle();
-    const sent = producer.sendBatch({
-      acks: -1,
-      topicMessages: [...batch.topicMessages].map(([topic, messages]) => ({ topic, messages })),
-    });
+    // kafkajs may call a send done without having written some partitions: those are sent again
+    // (connectors/kafka-send.ts; a record written twice is one event by its event_id).
+    const sent = sendEveryPartition(
+      (b) => producer.sendBatch(b),
+      [...batch.topicMessages].map(([topic, messages]) => ({ topic, messages })),
+    );
     sent.catch(() => undefined); // awaited in settle(); this only keeps a failure from being "unhandled" meanwhile
     inflight = { batch, sent };
     // Let the send start before building the next batch.
