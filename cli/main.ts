@@ -11,6 +11,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   stack: async () => (await import('./commands/stack')).command,
   schemas: async () => (await import('./commands/schemas')).command,
   run: async () => (await import('./commands/run')).command,
+  rebuild: async () => (await import('./commands/rebuild')).command,
   dlq: async () => (await import('./commands/dlq')).command,
   policy: async () => (await import('./commands/policy')).command,
   clickhouse: async () => (await import('./commands/clickhouse')).command,

@@ -47,6 +47,10 @@ export async function readToEnd(kafka: Kafka, o: ReadOptions): Promise<number> {
       groupId: o.groupId,
       readUncommitted: false,
       maxBytesPerPartition: 4 << 20,
+      // kafkajs's default (5 s) is how long a fetch waits on partitions with nothing more to
+      // give: a restore whose last partition ends in a commit marker paid it every time (kill
+      // to ready about 11 s in the instance soak, against 6.5 s on rdkafka).
+      maxWaitTimeInMs: 100,
     });
     await consumer.connect();
     try {

@@ -18,6 +18,25 @@ export function assignPartitions(
   return out;
 }
 
+/**
+ * librdkafka's range assignor for one topic, which the rdkafka transport uses (equal partition
+ * counts make it co-partitioned): members sorted by member id, each given a contiguous range of
+ * floor(count / members) partitions, the first count % members one more
+ * (rd_kafka_range_assignor_assign_cb). The standby placement predicts assignments with it.
+ */
+export function rangePartitions(memberIds: readonly string[], partitionCount: number): Map<string, number[]> {
+  const members = [...memberIds].sort();
+  const out = new Map<string, number[]>(members.map((m) => [m, []]));
+  const per = Math.floor(partitionCount / members.length);
+  const extra = partitionCount % members.length;
+  members.forEach((m, i) => {
+    const start = per * i + Math.min(i, extra);
+    const length = per + (i < extra ? 1 : 0);
+    for (let p = start; p < start + length; p++) out.get(m)!.push(p);
+  });
+  return out;
+}
+
 export const coPartitionedAssigner: PartitionAssigner = ({ cluster }) => {
   const assigner: Assigner = {
     name: CO_PARTITIONED,

@@ -18,6 +18,12 @@ export const RUN_OPTIONS = z
      * the wall clock, so periods close when the stream reaches their end, not all at once.
      */
     clock: z.enum(['wall', 'stream']).default('wall'),
+    /**
+     * Under --clock=wall, whose clock the rules run by: broker (this machine's clock corrected by
+     * the Kafka cluster's, sampled through a LogAppendTime topic <application id>-clock, so a
+     * skewed host neither closes periods early nor late) or local (this machine's as it is).
+     */
+    clockReference: z.enum(['broker', 'local']).default('broker'),
     /** How often the runtime checks for due timers (ms). */
     tickIntervalMs: z.coerce.number().int().min(10).max(3_600_000).default(1000),
     /** Commit early once a task holds this many pending effects. */
@@ -39,6 +45,13 @@ export const RUN_OPTIONS = z
       .min(1024)
       .max(64 << 20)
       .default(1 << 20),
+    /**
+     * Standby replicas, as Kafka Streams' num.standby.replicas: each instance keeps warm copies
+     * of the tasks it would be given if up to this many other instances left the group, so a
+     * failover reads only the changelog written since instead of restoring in full. Costs that
+     * state's memory and the reading of its changelog. 0: none.
+     */
+    standbyReplicas: z.coerce.number().int().min(0).max(8).default(0),
     /** Consumer group session timeout (ms): how long a silent instance keeps its partitions. */
     sessionTimeoutMs: z.coerce.number().int().min(3000).max(300_000).default(10_000),
     /**

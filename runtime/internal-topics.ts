@@ -10,6 +10,7 @@
  * DescribeConfigs nor OffsetFetch.
  */
 import { ConfigResourceTypes, type Admin } from 'kafkajs';
+import { clusterReplication } from '../connectors/kafka-admin';
 import { whileRetriable } from '../connectors/kafka-read';
 
 /** A start-up check that failed: the message names the topic, the setting and the fix. */
@@ -28,7 +29,8 @@ export async function internalTopicSettings(
   asked: { replicationFactor?: number; minInsyncReplicas?: number },
 ): Promise<InternalTopicSettings> {
   const brokers = (await whileRetriable(() => admin.describeCluster())).brokers.length;
-  const replicationFactor = asked.replicationFactor ?? Math.min(3, brokers);
+  const defaults = await clusterReplication(admin);
+  const replicationFactor = asked.replicationFactor ?? defaults.replicationFactor;
   if (replicationFactor > brokers) {
     throw new DurabilityError(
       `--internal-replication-factor is ${replicationFactor} but the cluster has ${brokers} broker(s): ` +
@@ -103,7 +105,9 @@ export async function committedPartitions(
 export function recovery(applicationId: string): string {
   return (
     'Going on would restore nothing and process from the committed offsets with no state ' +
-    '(payouts not withheld, loan events dead-lettered). Restore the topic if you can; to start ' +
+    '(payouts not withheld, loan events dead-lettered). Restore the topic if you can; or rebuild ' +
+    `the state from the inputs into a new application id and check it against what was published ` +
+    `(holdback rebuild <processor> --from=${applicationId} --application-id=<new id>); to start ` +
     "over from the earliest input offsets instead, delete the group's offsets " +
     `(kafka-consumer-groups.sh --group ${applicationId} --delete-offsets --all-topics --execute), ` +
     'knowing that decisions already published are published again. See docs/runbooks/startup/ChangelogLost.md'

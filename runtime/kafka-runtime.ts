@@ -16,6 +16,7 @@
  * - any failure to commit, or a consumer crash, restarts the engine: in-memory state is dropped
  *   and rebuilt from the changelog (crash-only recovery, the same path as a kill -9).
  */
+import { sendAcknowledged } from '../connectors/kafka-send';
 import {
   Kafka,
   logLevel,
@@ -29,7 +30,7 @@ import { sleep } from '../connectors/backoff';
 import { createTopicsReady } from '../connectors/kafka-admin';
 import { createGroupConsumer, runGroupConsumer } from '../connectors/kafka-group';
 import { readToEnd } from '../connectors/kafka-read';
-import { coPartitionedAssigner } from './assigner';
+import { assignPartitions, coPartitionedAssigner } from './assigner';
 import type { SourceRecord } from './task';
 import {
   changelogTopic,
@@ -52,6 +53,7 @@ interface TaskHandle<S> extends TaskHandleBase<S> {
 
 export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
   protected readonly transport = 'kafkajs';
+  protected readonly assignor = assignPartitions;
   private readonly kafka: Kafka;
   private consumer: Consumer | undefined;
   /** One admin client for the engine's lifetime: end offsets for the time-order probes. */
@@ -255,6 +257,16 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
         })
       : this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
+    if (eos) {
+      // The fence, before the task's changelog is read. kafkajs's connect() initialises only an
+      // idempotent producer id; the transactional InitProducerId, which bumps the epoch and makes
+      // the coordinator finish or abort the previous owner's open transaction, comes with the
+      // first transaction(). Restoring before it let a previous owner's commit land after the
+      // restore read: its decisions were made again (duplicates in the cluster's back-to-back
+      // restarts and the instance soak). An empty transaction ends locally (no EndTxn is sent).
+      const fence = await producer.transaction();
+      await fence.abort();
+    }
     return {
       commit: (records, offsets) => this.send(producer, records, offsets),
       close: () => producer.disconnect(),
@@ -270,7 +282,7 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     if (this.o.guarantee === 'exactly_once') {
       const txn = await producer.transaction();
       try {
-        for (const chunk of chunks) await txn.sendBatch({ topicMessages: chunk, acks: -1 });
+        for (const chunk of chunks) await sendAcknowledged((b) => txn.sendBatch(b), chunk);
         await txn.sendOffsets({
           consumerGroupId: this.o.applicationId,
           topics: offsets.map((o) => ({
@@ -284,7 +296,7 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
         throw e;
       }
     } else {
-      for (const chunk of chunks) await producer.sendBatch({ topicMessages: chunk, acks: -1 });
+      for (const chunk of chunks) await sendAcknowledged((b) => producer.sendBatch(b), chunk);
       await this.consumer?.commitOffsets(
         offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: String(o.offset) })),
       );

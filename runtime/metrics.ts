@@ -25,9 +25,14 @@ export class RuntimeMetrics {
   readonly restoreSeconds: Histogram<'processor'>;
   readonly restoredKeys: Counter<'processor'>;
   readonly restoreRemaining: Gauge<'processor'>;
+  readonly standbyPartitions: Gauge<'processor'>;
+  readonly standbyRecords: Counter<'processor'>;
+  readonly tasksFromStandby: Counter<'processor'>;
   readonly consumerLag: Gauge<'processor' | 'topic' | 'partition'>;
   readonly restarts: Counter<'processor' | 'reason'>;
   readonly stoppedPartitions: Gauge<'processor'>;
+  /** The broker's clock minus this machine's (connectors/broker-clock.ts), as the rules correct by. */
+  readonly clockOffset: Gauge;
   readonly partitionStops: Counter<'processor' | 'reason'>;
   readonly enforcedProcessing: Counter<'processor' | 'topic'>;
   readonly endProbeSeconds: Histogram<'processor'>;
@@ -114,6 +119,24 @@ export class RuntimeMetrics {
       labelNames: ['processor'],
       registers: r,
     });
+    this.standbyPartitions = new Gauge({
+      name: 'holdback_standby_partitions',
+      help: 'Tasks this instance keeps a warm standby copy of (--standby-replicas)',
+      labelNames: ['processor'],
+      registers: r,
+    });
+    this.standbyRecords = new Counter({
+      name: 'holdback_standby_records_total',
+      help: 'Changelog records applied to standby copies',
+      labelNames: ['processor'],
+      registers: r,
+    });
+    this.tasksFromStandby = new Counter({
+      name: 'holdback_tasks_from_standby_total',
+      help: 'Tasks opened from a warm standby copy instead of a full restore',
+      labelNames: ['processor'],
+      registers: r,
+    });
     this.restoredKeys = new Counter({
       name: 'holdback_restored_keys_total',
       help: 'State entries read back from changelogs',
@@ -130,6 +153,11 @@ export class RuntimeMetrics {
       name: 'holdback_engine_restarts_total',
       help: 'Consumer/producer restarts after a crash or a failed commit',
       labelNames: ['processor', 'reason'],
+      registers: r,
+    });
+    this.clockOffset = new Gauge({
+      name: 'holdback_clock_offset_seconds',
+      help: "The Kafka cluster's clock minus this machine's: what the rules' time is corrected by under --clock=wall",
       registers: r,
     });
     this.stoppedPartitions = new Gauge({

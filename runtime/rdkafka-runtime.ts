@@ -46,6 +46,7 @@ import {
   type TopicPartitionOffset,
 } from 'node-rdkafka';
 import type { KafkaConfig } from 'kafkajs';
+import { rangePartitions } from './assigner';
 import type { SourceRecord } from './task';
 import { sleep } from '../connectors/backoff';
 import { DEFAULT_STALL_MS } from '../connectors/kafka-read';
@@ -64,6 +65,9 @@ import {
 const ERR_REVOKE_PARTITIONS = -174;
 const ERR_ASSIGN_PARTITIONS = -175;
 const ERR_QUEUE_FULL = -184;
+const ERR_FATAL = -150;
+/** How long a call that failed with ERR__FATAL waits for the error event that names its cause. */
+const FATAL_CAUSE_WAIT_MS = 2000;
 const ERR_TOPIC_ALREADY_EXISTS = 36;
 const OFFSET_BEGINNING = -2;
 /** Bound on every transactional call, so a dead broker ends in a restart rather than a hang. */
@@ -82,6 +86,44 @@ function describe(e: unknown): string {
     return `${k.message} (librdkafka code ${k.code}${k.isFatal ? ', fatal' : ''})`;
   }
   return String(e);
+}
+
+/**
+ * A librdkafka call that fails because the handle hit a fatal error answers only "Local: Fatal
+ * error" (-150); the cause (fenced by a newer instance, invalid producer epoch) arrives on the
+ * handle's error event, sometimes just after. This keeps the latest error event so that such a
+ * failure can be reported with its cause.
+ */
+class FatalCause {
+  private last: { err: LibrdKafkaError; at: number } | undefined;
+  private waiters: Array<() => void> = [];
+
+  saw(err: LibrdKafkaError): void {
+    this.last = { err, at: Date.now() };
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** The error to report for `e`: for ERR__FATAL, its cause appended (waiting briefly for it). */
+  async explain(e: unknown): Promise<unknown> {
+    if ((e as LibrdKafkaError | undefined)?.code !== ERR_FATAL) return e;
+    // An error event from long before is not this failure's cause.
+    if (this.last && Date.now() - this.last.at > FATAL_CAUSE_WAIT_MS) this.last = undefined;
+    if (!this.last) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, FATAL_CAUSE_WAIT_MS);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    if (!this.last) return e;
+    const fatal = e as LibrdKafkaError;
+    return Object.assign(new Error(`${fatal.message}: ${describe(this.last.err)}`), {
+      code: fatal.code,
+      isFatal: true,
+    });
+  }
 }
 
 function call(fn: (cb: (err: LibrdKafkaError | null | undefined) => void) => void): Promise<void> {
@@ -163,6 +205,7 @@ export function taskPartitions(
 
 export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
   protected readonly transport = 'rdkafka';
+  protected readonly assignor = rangePartitions;
   private readonly base: Record<string, string | number | boolean>;
   private consumer: KafkaConsumer | undefined;
   /**
@@ -334,14 +377,13 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     this.consumer = undefined;
     const prober = this.prober;
     this.prober = undefined;
-    await this.loopDone.catch(() => undefined);
-    if (prober) {
-      await withTimeout(
-        call((cb) => prober.disconnect(cb)),
-        10_000,
-        'closing the probe client',
-      ).catch((e) => this.o.log.warn('probe client close failed', { error: describe(e) }));
-    }
+    // Bounded: a consume() that librdkafka does not return (seen once after a broker was killed:
+    // the engine then never restarted) must not hold the restart; closing the consumer below
+    // ends it, and its generation is stale by then.
+    await withTimeout(this.loopDone, 20_000, 'the consume loop to end').catch((e) =>
+      this.o.log.warn('the consume loop did not end; closing the consumer under it', { error: describe(e) }),
+    );
+    if (prober) await this.closeProber(prober);
     if (consumer) {
       // Closing runs the revoke callback, which (stale now) unassigns at once.
       await withTimeout(
@@ -464,16 +506,21 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
       'linger.ms': 5,
       dr_cb: false,
     });
-    producer.on('event.error', (err: LibrdKafkaError) =>
-      this.o.log.warn('producer error', { partition, error: describe(err) }),
-    );
+    const fatal = new FatalCause();
+    producer.on('event.error', (err: LibrdKafkaError) => {
+      fatal.saw(err);
+      this.o.log.warn('producer error', { partition, error: describe(err) });
+    });
     await new Promise<void>((resolve, reject) =>
       producer.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())),
     );
     producer.setPollInterval(100);
     if (eos) await call((cb) => producer.initTransactions(TXN_CALL_TIMEOUT_MS, cb));
     return {
-      commit: (records, offsets) => this.send(producer, records, offsets),
+      commit: (records, offsets) =>
+        this.send(producer, records, offsets).catch(async (e: unknown) => {
+          throw await fatal.explain(e);
+        }),
       close: () =>
         withTimeout(
           call((cb) => producer.disconnect(5000, cb)),
@@ -514,7 +561,7 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
       const ends = new Map<number, number>();
       const left = new Map<number, number>();
       for (const p of partitions) {
-        const w = await this.watermarks(reader, this.changelog, p);
+        const w = await watermarks(reader, this.changelog, p);
         if (w.highOffset <= w.lowOffset) continue;
         pending.add(p);
         ends.set(p, w.highOffset);
@@ -566,27 +613,52 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     return read;
   }
 
-  private watermarks(
-    client: KafkaConsumer,
-    topic: string,
-    partition: number,
-  ): Promise<{ lowOffset: number; highOffset: number }> {
-    return new Promise((resolve, reject) =>
-      client.queryWatermarkOffsets(topic, partition, 10_000, (err, o) => (err ? reject(err) : resolve(o))),
-    );
-  }
-
   /** The probe client is read_committed, so librdkafka asks for the last stable offset (one request per partition). */
   protected async endOffsets(
     topic: string,
     partitions: readonly number[],
   ): Promise<Map<number, PartitionBounds>> {
-    const prober = this.prober;
-    if (!prober) throw new Error('the engine is not running');
-    const answers = await Promise.all(partitions.map((p) => this.watermarks(prober, topic, p)));
-    return new Map(
-      partitions.map((p, i) => [p, { start: answers[i]!.lowOffset, end: answers[i]!.highOffset }]),
-    );
+    const prober = this.prober ?? (await this.reopenProber());
+    try {
+      const answers = await Promise.all(partitions.map((p) => watermarks(prober, topic, p)));
+      return new Map(
+        partitions.map((p, i) => [p, { start: answers[i]!.lowOffset, end: answers[i]!.highOffset }]),
+      );
+    } catch (e) {
+      // librdkafka sends ListOffsets to the leader its metadata names. After that broker died, a
+      // client subscribed to nothing was seen asking it again and timing out again for minutes
+      // (the leader killed on the three-node cluster): the tasks waited on their probes while
+      // their records sat buffered. The next probe uses a new client, with fresh metadata.
+      if (this.prober === prober) {
+        this.prober = undefined;
+        void this.closeProber(prober);
+      }
+      throw e;
+    }
+  }
+
+  /** Disconnects a probe client, within 10 s; a failure is logged, never thrown. */
+  private async closeProber(prober: KafkaConsumer): Promise<void> {
+    await withTimeout(
+      call((cb) => prober.disconnect(cb)),
+      10_000,
+      'closing the probe client',
+    ).catch((e) => this.o.log.warn('probe client close failed', { error: describe(e) }));
+  }
+
+  /** A new probe client for the running engine (its last one failed). */
+  private async reopenProber(): Promise<KafkaConsumer> {
+    const generation = this.generation;
+    if (!this.consumer) throw new Error('the engine is not running');
+    const prober = await this.openProber(generation);
+    if (generation !== this.generation || this.prober) {
+      // The engine stopped or restarted meanwhile, or another probe opened one: not needed.
+      await this.closeProber(prober);
+      if (this.prober) return this.prober;
+      throw new Error('the engine is not running');
+    }
+    this.prober = prober;
+    return prober;
   }
 
   // ---- the hot path ----
@@ -778,4 +850,51 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
       }
     });
   }
+}
+
+/** A partition's low and high watermark as `client` sees them (read_committed: the end is the last stable offset). */
+function watermarks(
+  client: KafkaConsumer,
+  topic: string,
+  partition: number,
+): Promise<{ lowOffset: number; highOffset: number }> {
+  return new Promise((resolve, reject) =>
+    client.queryWatermarkOffsets(topic, partition, 10_000, (err, o) => (err ? reject(err) : resolve(o))),
+  );
+}
+
+/**
+ * A client that asks partitions' high watermarks: their ends past any open transaction
+ * (read_uncommitted), which kafkajs's admin cannot ask for (its list-offsets is read_committed,
+ * the last stable offset). `holdback rebuild` compares the two to know its last transaction's
+ * markers are written.
+ */
+export async function openWatermarkClient(kafka: KafkaConfig): Promise<{
+  highWatermarks(topic: string, partitions: readonly number[]): Promise<Map<number, number>>;
+  close(): Promise<void>;
+}> {
+  const client = new KafkaConsumer(
+    {
+      ...rdkafkaClientConfig(kafka),
+      'group.id': `${kafka.clientId ?? 'holdback'}-watermarks-${process.pid}`,
+      'enable.auto.commit': false,
+      'isolation.level': 'read_uncommitted',
+    },
+    {},
+  );
+  await new Promise<void>((resolve, reject) =>
+    client.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())),
+  );
+  return {
+    async highWatermarks(topic, partitions) {
+      const ends = await Promise.all(partitions.map((p) => watermarks(client, topic, p)));
+      return new Map(partitions.map((p, i) => [p, ends[i]!.highOffset]));
+    },
+    close: () =>
+      withTimeout(
+        call((cb) => client.disconnect(cb)),
+        10_000,
+        'closing the watermark client',
+      ).catch(() => undefined),
+  };
 }

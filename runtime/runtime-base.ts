@@ -28,6 +28,7 @@ import type { RuntimeMetrics } from './metrics';
 import { Mutex } from '../connectors/mutex';
 import { whileRetriable } from '../connectors/kafka-read';
 import { PartitionGroup, type Stamped } from './partition-group';
+import { stableMembers, standbyPartitions, StandbyReplicas, type AssignFn } from './standby';
 import {
   checkInternalTopic,
   committedPartitions,
@@ -77,10 +78,27 @@ export interface RuntimeOptions<S> {
    * names; a prefix gives tests, simulations and tenants their own topics.
    */
   topicPrefix?: string;
+  /**
+   * Prepended to the output and DLQ topics instead of topicPrefix (holdback rebuild writes its
+   * outputs beside the published ones, to compare them).
+   */
+  outputPrefix?: string;
+  /**
+   * Where each input partition stops (exclusive), keyed `<contract topic>/<partition>`; a
+   * partition not named stops at 0. Records at or past it are never processed and its fetching
+   * pauses there; reachedStopBounds() says when every partition got there (holdback rebuild stops
+   * at the offsets another group committed). Absent: no bound.
+   */
+  stopAt?: ReadonlyMap<string, number>;
   codec: RuntimeCodec;
   deadLetters: DeadLetterSink;
   /** The wall clock: commits, metrics, idle waits, and `now` for processors unless streamTime is set. */
   clock: () => number;
+  /**
+   * The time the rules run at under the wall clock (processors' `now`, their timers): the wall
+   * clock corrected by the Kafka cluster's (connectors/broker-clock.ts). Default: clock.
+   */
+  rulesClock?: () => number;
   /**
    * Processors' `now` is the task's stream time (the highest event time it processed) instead of
    * the wall clock; timers fire as stream time passes them (--clock=stream).
@@ -99,6 +117,11 @@ export interface RuntimeOptions<S> {
   sessionTimeoutMs: number;
   /** Consumer fetch bounds (tests use tiny ones to prove fetch sizes change nothing). */
   maxBytesPerPartition?: number;
+  /**
+   * Standby replicas (runtime/standby.ts): keep warm copies of the tasks this instance would be
+   * given if up to this many other instances left the group. 0 (default): none.
+   */
+  standbyReplicas?: number;
   /** The changelog's replication factor (default min(3, brokers)); checked at start. */
   internalReplicationFactor?: number;
   /** The changelog's min.insync.replicas (default min(2, replication factor)); checked at start. */
@@ -148,13 +171,17 @@ export interface Buffered extends Stamped {
   readonly fetchedAt: number;
 }
 
+/** How often the standbys' placement is checked against the group's members (ms). */
+const STANDBY_REFRESH_MS = 2000;
+
 /** A restore in progress logs how far it is this often (ms). */
 const RESTORE_LOG_EVERY_MS = 5000;
 
 /** One task and what a transport keeps beside it. */
 export interface TaskHandleBase<S> {
   readonly partition: number;
-  readonly task: Task<S, unknown>;
+  /** Replaced by a standby's copy when the task opens from one (openTasks). */
+  task: Task<S, unknown>;
   readonly group: PartitionGroup<Buffered>;
   producer: TaskProducer | undefined;
   isReady: boolean;
@@ -226,10 +253,17 @@ export function recordsOf(
       partition,
       key: r.source.key,
       value: o.deadLetters.encode(r, now),
+      timestamp: now,
     });
   }
   for (const c of flush.changelog) {
-    out.push({ topic: o.changelog, partition, key: Buffer.from(c.key, 'utf8'), value: c.value });
+    out.push({
+      topic: o.changelog,
+      partition,
+      key: Buffer.from(c.key, 'utf8'),
+      value: c.value,
+      timestamp: now,
+    });
   }
   return out;
 }
@@ -279,8 +313,20 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
    */
   private readonly probed = new Map<string, PartitionBounds & { readonly at: number }>();
   private restoreSeq = 0;
+  /** The input partitions' count, as ensureTopics found it. */
+  private partitionCount: number | undefined;
+  /** `<contract topic>/<partition>`s paused at their stop bound: never resumed. */
+  private readonly atBound = new Set<string>();
 
   protected abstract readonly transport: string;
+  /** The transport's assignor as a pure function of the member ids (standby placement). */
+  protected abstract readonly assignor: AssignFn;
+  /** Warm copies of other instances' tasks (--standby-replicas), and the admin that finds the group's members. */
+  private standbys: StandbyReplicas<S> | undefined;
+  private standbyAdmin: Admin | undefined;
+  private standbyRefreshAt = 0;
+  private standbyRefreshing = false;
+  private standbyMispredicted = false;
 
   constructor(protected readonly o: RuntimeOptions<S>) {}
 
@@ -346,12 +392,65 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
     return this.prefix + topic;
   }
 
+  private get outPrefix(): string {
+    return this.o.outputPrefix ?? this.prefix;
+  }
+
+  /** An output or DLQ topic's physical name. */
+  protected physicalOut(topic: string): string {
+    return this.outPrefix + topic;
+  }
+
+  /** Where input partition `topic/partition` stops (exclusive; stopAt). */
+  private boundOf(topic: string, partition: number): number {
+    return this.o.stopAt ? (this.o.stopAt.get(`${topic}/${partition}`) ?? 0) : Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * With stopAt: every input partition is owned here, restored, processed up to its bound and
+   * nothing of it is buffered (what is pending is committed by stop()). A stopped task never
+   * gets there: stoppedPartitions() says so.
+   */
+  reachedStopBounds(): boolean {
+    if (!this.o.stopAt || this.partitionCount === undefined || this.tasks.size < this.partitionCount) {
+      return false;
+    }
+    for (const h of this.tasks.values()) {
+      if (!h.isReady || h.stoppedBy || h.group.size > 0) return false;
+      for (const topic of this.o.processor.inputs) {
+        const at = Math.max(h.task.nextOffset(topic) ?? 0, h.group.fetchedOf(topic) ?? 0);
+        if (at < this.boundOf(topic, h.partition)) return false;
+      }
+    }
+    return true;
+  }
+
+  /** The partitions this instance owns that an invariant stopped, with the reason. */
+  stoppedPartitions(): Array<{ partition: number; reason: string }> {
+    return [...this.tasks.values()]
+      .filter((h) => h.stoppedBy)
+      .map((h) => ({ partition: h.partition, reason: h.stoppedBy! }));
+  }
+
   protected inputTopics(): string[] {
     return this.o.processor.inputs.map((t) => this.physical(t));
   }
 
   async start(): Promise<void> {
     await this.ensureTopics();
+    if ((this.o.standbyReplicas ?? 0) > 0) {
+      const kafka = new Kafka({ logLevel: logLevel.WARN, ...this.o.kafka });
+      this.standbyAdmin = kafka.admin();
+      await this.standbyAdmin.connect();
+      this.standbys = new StandbyReplicas({
+        kafka,
+        newTask: (p) => this.taskBase(p).task,
+        changelog: this.changelog,
+        groupId: `${this.o.applicationId}-standby-${process.pid}`,
+        log: this.o.log,
+        onApplied: (n) => this.o.metrics.standbyRecords.inc({ processor: this.name }, n),
+      });
+    }
     await this.startEngine();
     this.timer = setInterval(
       () => void this.onTimer(),
@@ -383,6 +482,8 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
     });
     await this.stopEngine();
     await this.closeTasks();
+    await this.standbys?.stop();
+    await this.standbyAdmin?.disconnect().catch(() => undefined);
     return clean;
   }
 
@@ -501,14 +602,15 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
     const topics = [
       ...new Set([
         ...this.inputTopics(),
-        ...this.o.processor.outputs.map((t) => this.physical(t)),
-        this.physical(this.o.deadLetters.topic),
+        ...this.o.processor.outputs.map((t) => this.physicalOut(t)),
+        this.physicalOut(this.o.deadLetters.topic),
       ]),
     ];
     const counts = await this.partitionCounts([...topics, this.changelog]);
     const first = topics[0]!;
     const count = counts.get(first);
     if (count === undefined) throw new Error(`topic ${first} does not exist (holdback stack up creates it)`);
+    this.partitionCount = count;
     for (const t of topics) {
       const n = counts.get(t);
       if (n === undefined) throw new Error(`topic ${t} does not exist (holdback stack up creates it)`);
@@ -602,40 +704,128 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
     const t0 = Date.now();
     try {
       await Promise.all(handles.map(async (h) => (h.producer = await this.openProducer(h.partition))));
-      const byPartition = new Map(handles.map((h) => [h.partition, h]));
+      const warm = await this.fromStandbys(handles);
+      const byPartition = new Map(
+        handles.filter((h) => !warm.includes(h.partition)).map((h) => [h.partition, h]),
+      );
       let counted = 0;
       let loggedAt = t0;
-      const restored = await this.readChangelog(
-        [...byPartition.keys()],
-        `${this.o.applicationId}-restore-${process.pid}-${++this.restoreSeq}`,
-        (partition, key, value) => byPartition.get(partition)?.task.restore(key, value),
-        (read, remaining) => {
-          this.o.metrics.restoredKeys.inc({ processor: this.name }, read - counted);
-          counted = read;
-          this.o.metrics.restoreRemaining.set({ processor: this.name }, remaining);
-          const now = Date.now();
-          if (now - loggedAt < RESTORE_LOG_EVERY_MS) return;
-          loggedAt = now;
-          this.o.log.info('restoring', {
-            partitions: handles.map((h) => h.partition),
-            records: read,
-            recordsPerSecond: Math.round(read / Math.max(0.001, (now - t0) / 1000)),
-            remaining,
-          });
-        },
-      );
+      const restored =
+        byPartition.size === 0
+          ? 0
+          : await this.readChangelog(
+              [...byPartition.keys()],
+              `${this.o.applicationId}-restore-${process.pid}-${++this.restoreSeq}`,
+              (partition, key, value) => byPartition.get(partition)?.task.restore(key, value),
+              (read, remaining) => {
+                this.o.metrics.restoredKeys.inc({ processor: this.name }, read - counted);
+                counted = read;
+                this.o.metrics.restoreRemaining.set({ processor: this.name }, remaining);
+                const now = Date.now();
+                if (now - loggedAt < RESTORE_LOG_EVERY_MS) return;
+                loggedAt = now;
+                this.o.log.info('restoring', {
+                  partitions: handles.map((h) => h.partition),
+                  records: read,
+                  recordsPerSecond: Math.round(read / Math.max(0.001, (now - t0) / 1000)),
+                  remaining,
+                });
+              },
+            );
       this.o.metrics.restoreRemaining.set({ processor: this.name }, 0);
       for (const h of handles) this.resetGroup(h);
       this.o.metrics.restoredKeys.inc({ processor: this.name }, restored - counted);
       this.o.metrics.restoreSeconds.observe({ processor: this.name }, (Date.now() - t0) / 1000);
       this.o.log.info('tasks ready', {
         partitions: handles.map((h) => h.partition),
+        ...(warm.length > 0 && { fromStandby: warm }),
         restoredEntries: restored,
         ms: Date.now() - t0,
       });
     } catch (e) {
       await Promise.all(handles.map((h) => this.closeProducer(h)));
       throw e;
+    }
+  }
+
+  /**
+   * Opens what it can of `handles` from their standbys (their producers are open, so each
+   * changelog's end is final): each standby is read to that end and becomes the task. Returns
+   * the partitions opened so; the others are restored in full.
+   */
+  private async fromStandbys(handles: readonly H[]): Promise<number[]> {
+    const standbys = this.standbys;
+    const kept = new Set(standbys?.partitions ?? []);
+    const candidates = handles.filter((h) => kept.has(h.partition));
+    if (!standbys || candidates.length === 0) return [];
+    const ends = await this.endOffsets(
+      this.changelog,
+      candidates.map((h) => h.partition),
+    );
+    const warm: number[] = [];
+    for (const h of candidates) {
+      const task = await standbys.take(h.partition, ends.get(h.partition)?.end ?? 0);
+      if (!task) continue;
+      h.task = task;
+      warm.push(h.partition);
+      this.o.metrics.tasksFromStandby.inc({ processor: this.name });
+    }
+    this.o.metrics.standbyPartitions.set({ processor: this.name }, standbys.partitions.length);
+    return warm;
+  }
+
+  /**
+   * Places the standbys (runtime/standby.ts): from the group's members, the tasks this instance
+   * would be given if up to --standby-replicas others left, less those it owns. Only while the
+   * group is stable; this instance is the member with its client id.
+   */
+  private async refreshStandbys(): Promise<void> {
+    const standbys = this.standbys;
+    const admin = this.standbyAdmin;
+    if (!standbys || !admin || this.partitionCount === undefined || this.standbyRefreshing) return;
+    this.standbyRefreshing = true;
+    try {
+      const members = await stableMembers(admin, this.o.applicationId);
+      if (this.stopping) return;
+      const me = members?.filter((m) => m.clientId === this.o.kafka.clientId);
+      if (!members || me?.length !== 1) return;
+      const ids = members.map((m) => m.memberId);
+      const owned = new Set(this.tasks.keys());
+      const predicted = this.assignor(ids, this.partitionCount).get(me[0]!.memberId) ?? [];
+      if (
+        !this.standbyMispredicted &&
+        predicted.join() !== [...me[0]!.partitions].sort((a, b) => a - b).join()
+      ) {
+        this.standbyMispredicted = true;
+        this.o.log.warn(
+          'the group assigned other tasks than standby placement predicts; standbys may be warm in the wrong place',
+          {
+            predicted,
+            assigned: me[0]!.partitions,
+          },
+        );
+      }
+      const ready = new Set([...this.tasks.values()].filter((h) => h.isReady).map((h) => h.partition));
+      const wanted = new Set(
+        standbyPartitions(
+          this.assignor,
+          ids,
+          me[0]!.memberId,
+          this.partitionCount,
+          this.o.standbyReplicas ?? 0,
+        ).filter((p) => !ready.has(p)),
+      );
+      // A task assigned here and not open yet is about to take its standby: the group may already
+      // be stable without the member that left (nothing left to stand by for), but that copy is
+      // the one the failover needs. Seen on rdkafka: dropped here just before it was taken.
+      const assigned = new Set([...me[0]!.partitions, ...owned]);
+      for (const p of standbys.partitions) if (assigned.has(p) && !ready.has(p)) wanted.add(p);
+      await standbys.keep([...wanted].sort((a, b) => a - b));
+      this.o.metrics.standbyPartitions.set({ processor: this.name }, standbys.partitions.length);
+    } catch (e) {
+      this.o.log.warn('could not place standby replicas; trying again', { error: this.describeError(e) });
+    } finally {
+      this.standbyRefreshing = false;
     }
   }
 
@@ -711,7 +901,9 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
   ): Promise<void> {
     const generation = this.generation;
     const items: Buffered[] = [];
+    const bound = this.boundOf(topic, h.partition);
     for (const src of records) {
+      if (src.offset >= bound) break;
       if (h.task.isDuplicate(src)) continue;
       const decoded = await this.decodeWithRetry(src, generation, heartbeat);
       items.push({
@@ -723,6 +915,11 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
       });
     }
     h.group.add(topic, items, fetchedAt, fetchedTo);
+    if (this.o.stopAt && (h.group.fetchedOf(topic) ?? 0) >= bound) {
+      // At its stop bound: nothing more of this partition is wanted.
+      this.atBound.add(`${topic}/${h.partition}`);
+      this.pauseFetch([this.physical(topic)], h.partition);
+    }
     const full = h.group.toPause();
     if (full.length > 0)
       this.pauseFetch(
@@ -773,7 +970,7 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
     if (generation !== this.generation) return;
     this.reportLag(h);
     if (!h.stoppedBy) {
-      const resume = h.group.toResume();
+      const resume = h.group.toResume().filter((t) => !this.atBound.has(`${t}/${h.partition}`));
       if (resume.length > 0)
         this.resumeFetch(
           resume.map((t) => this.physical(t)),
@@ -830,13 +1027,14 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
         });
         continue;
       }
-      for (const [partition, bounds] of a.bounds) {
+      for (const [partition, answered] of a.bounds) {
         if (!this.tasks.has(partition)) continue;
+        // Past a stop bound the partition ends there: what follows is not this run's.
+        const bounds = { ...answered, end: Math.min(answered.end, this.boundOf(a.topic, partition)) };
         this.probed.set(`${a.physical}/${partition}`, { ...bounds, at });
         this.noteEnd(a.physical, partition, bounds.end);
+        if (partition === h.partition) h.group.setEnd(a.topic, bounds.end, at, bounds.start);
       }
-      const own = a.bounds.get(h.partition);
-      if (own) h.group.setEnd(a.topic, own.end, at, own.start);
     }
     return ok;
   }
@@ -929,7 +1127,10 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
     const producer = h.producer;
     if (!producer) throw new Error(`task ${h.partition} has no producer`);
     const flush = h.task.drain();
-    const records = this.recordsOf(flush, h.partition, now);
+    // Stamped with the rules' clock: a broker refuses records stamped more than
+    // message.timestamp.after.max.ms (1 h in Kafka 4) ahead of its own clock, which a host whose
+    // clock runs ahead would otherwise do to every changelog and DLQ record.
+    const records = this.recordsOf(flush, h.partition, this.rulesNow());
     const offsets = [...flush.offsets].map(([topic, offset]) => ({
       topic: this.physical(topic),
       partition: h.partition,
@@ -943,7 +1144,7 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
     const outputsByTopic = new Map<string, number>();
     for (const r of records) {
       if (r.topic === this.changelog) continue;
-      const topic = r.topic.slice(this.prefix.length);
+      const topic = r.topic.slice(this.outPrefix.length);
       outputsByTopic.set(topic, (outputsByTopic.get(topic) ?? 0) + 1);
     }
     this.o.metrics.recordCommit(this.name, {
@@ -960,7 +1161,7 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
     return recordsOf(flush, partition, now, {
       codec: this.o.codec,
       deadLetters: this.o.deadLetters,
-      physical: (t) => this.physical(t),
+      physical: (t) => this.physicalOut(t),
       changelog: this.changelog,
     });
   }
@@ -995,9 +1196,14 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
     );
   }
 
-  /** `now` for a processor step: the wall clock, or the task's stream time moved by this record. */
+  /** The rules' wall time: the corrected clock when there is one. */
+  protected rulesNow(): number {
+    return (this.o.rulesClock ?? this.o.clock)();
+  }
+
+  /** `now` for a processor step: the rules' wall time, or the task's stream time moved by this record. */
   protected processorNow(h: H, eventTimeMs: number): number {
-    if (!this.o.streamTime) return this.o.clock();
+    if (!this.o.streamTime) return this.rulesNow();
     if (eventTimeMs > h.streamTime) h.streamTime = eventTimeMs;
     return h.streamTime;
   }
@@ -1033,6 +1239,10 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
   /** Pumps waiting tasks (idle waits, probes), ticks due timers (wall or stream time), commits what is due, refreshes the gauges. */
   protected async onTimer(): Promise<void> {
     if (this.stopping || this.restarter.active) return;
+    if (this.standbys && this.o.clock() - this.standbyRefreshAt >= STANDBY_REFRESH_MS) {
+      this.standbyRefreshAt = this.o.clock();
+      void this.refreshStandbys();
+    }
     const generation = this.generation;
     await this.lock.run(async () => {
       if (generation !== this.generation || !this.engineRunning()) return;
@@ -1057,10 +1267,22 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
         entries += h.task.entryCount;
         this.reportLag(h);
         if (!tick || !this.active(h)) continue;
+        // Stream time: nothing is due before the task has seen a record.
+        const at = this.o.streamTime ? (h.streamTime > 0 ? h.streamTime : undefined) : this.rulesNow();
+        if (at === undefined) continue;
         try {
-          // Stream time: nothing is due before the task has seen a record.
-          if (!this.o.streamTime) h.task.tickDue(now);
-          else if (h.streamTime > 0) h.task.tickDue(h.streamTime);
+          // In slices of maxPendingPerTask keys, each committed, as a batch of records is: a tick
+          // that closes a million periods must not be one transaction (it outlived the 10 s
+          // transaction timeout and was fenced, docs/performance.md "Failover").
+          // At most as many slices as it takes to tick every key once: a timer a tick set to a
+          // time already passed is left to the next round, as before slices.
+          const limit = this.o.maxPendingPerTask;
+          let slices = Math.ceil(h.task.size / limit);
+          h.task.tickDue(at, limit);
+          while (slices-- > 0 && h.task.hasDue(at)) {
+            if (!(await this.commitOrRestart(h))) return;
+            h.task.tickDue(at, limit);
+          }
         } catch (e) {
           if (!(e instanceof InvariantViolation)) throw e;
           this.stopTask(h, e);

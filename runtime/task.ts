@@ -296,12 +296,22 @@ export class Task<S, E = never> {
     return out;
   }
 
-  /** Calls `tick` for every key whose timer is due at `now`; returns how many keys ticked. */
-  tickDue(now: number): number {
+  /**
+   * Calls `tick` for every key whose timer is due at `now`, or for the first `limit` of them (the
+   * runtime commits between such slices, so one transaction stays bounded); returns how many
+   * keys ticked. `hasDue(now)` says whether any is left.
+   */
+  tickDue(now: number, limit?: number): number {
     if (!this.processor.tick) return 0;
     let n = 0;
-    for (const key of this.timers.popDue(now)) if (this.tick(key, now)) n++;
+    for (const key of this.timers.popDue(now, limit)) if (this.tick(key, now)) n++;
     return n;
+  }
+
+  /** Whether a timer is due at `now`. */
+  hasDue(now: number): boolean {
+    const at = this.timers.peek();
+    return this.processor.tick !== undefined && at !== undefined && at <= now;
   }
 
   /** Calls `tick` for `key` at `now`, whether or not its timer is due; false if the key has no state. */

@@ -27,10 +27,10 @@ export class TimerQueue {
     return this.at.size;
   }
 
-  /** Removes and returns every key whose time is <= now, earliest first. */
-  popDue(now: number): string[] {
+  /** Removes and returns the keys whose time is <= now, earliest first: all of them, or the first `limit`. */
+  popDue(now: number, limit = Number.POSITIVE_INFINITY): string[] {
     const due: string[] = [];
-    while (this.heap.length > 0 && this.heap[0]!.at <= now) {
+    while (this.heap.length > 0 && this.heap[0]!.at <= now && due.length < limit) {
       const top = this.pop();
       if (this.at.get(top.key) !== top.at) continue; // replaced or deleted
       this.at.delete(top.key);

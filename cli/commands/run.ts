@@ -6,10 +6,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Codec } from '../../connectors/codec';
+import { BrokerClock, clockTopic } from '../../connectors/broker-clock';
 import { loadEndpoints } from '../../connectors/endpoints';
 import { startMetricsServer, type MetricsServer } from '../../connectors/metrics-server';
 import { SchemaRegistryClient } from '../../connectors/registry';
-import { PROCESSORS } from '../../processors';
+import { PROCESSORS, type ProcessorOptions } from '../../processors';
 import { deadLetterSink, runtimeCodec } from '../../runtime/codec-adapter';
 import type { Processor } from '../../processors/api';
 import { describeRunOptions, parseRunOptions, type RunOptions } from '../../runtime/config';
@@ -60,18 +61,15 @@ export const command: Command = {
     }
     let processor;
     try {
-      processor = factory({
-        policyPath: options.policy,
-        readFile: (p) => readFileSync(p, 'utf8'),
-        dedupHorizonDays: options.dedupHorizonDays,
-      });
+      processor = processorFrom(factory, options);
     } catch (e) {
       // A bad policy stops start-up, naming the file, the key and the reason.
       console.error(`holdback run: ${e instanceof Error ? e.message : String(e)}`);
       return 2;
     }
-    const { runtime, server, log } = await serve(processor, options);
+    const { runtime, server, log, brokerClock } = await serve(processor, options);
     try {
+      await brokerClock?.start();
       await runtime.start();
       const signal = await stopRequested;
       log.info('stopping', { signal });
@@ -83,32 +81,67 @@ export const command: Command = {
       await runtime.stop().catch(() => undefined);
       return 1;
     } finally {
+      await brokerClock?.stop();
       await server.close();
     }
   },
 };
 
+/** The processor a factory makes with the options `holdback run` (and `rebuild`) was given; a bad policy throws. */
+export function processorFrom(
+  factory: (o: ProcessorOptions) => Processor<unknown, unknown>,
+  options: Pick<RunOptions, 'policy' | 'dedupHorizonDays'>,
+): Processor<unknown, unknown> {
+  return factory({
+    policyPath: options.policy,
+    readFile: (p) => readFileSync(p, 'utf8'),
+    dedupHorizonDays: options.dedupHorizonDays,
+  });
+}
+
 /** A processor's runtime and its HTTP endpoint (/metrics, /health, /ready, /admin/skip), wired as `holdback run` does. */
 export async function serve(
   processor: Processor<unknown, unknown>,
   options: RunOptions,
-): Promise<{ runtime: KafkaRuntime<unknown> | RdKafkaRuntime<unknown>; server: MetricsServer; log: Logger }> {
+  /** What `holdback rebuild` adds: where outputs go and where inputs stop. */
+  extra: Pick<RuntimeOptions<unknown>, 'outputPrefix' | 'stopAt'> = {},
+): Promise<{
+  runtime: KafkaRuntime<unknown> | RdKafkaRuntime<unknown>;
+  server: MetricsServer;
+  log: Logger;
+  /** Started before the runtime (the first tick is then already corrected); stopped after it. */
+  brokerClock: BrokerClock | undefined;
+}> {
   const endpoints = loadEndpoints();
   const clock = (): number => Date.now();
   const applicationId = options.applicationId ?? `holdback-${processor.name}`;
-  const log = jsonLogger({ processor: processor.name, instance: `${hostname()}-${process.pid}` });
+  const instance = `${hostname()}-${process.pid}`;
+  const log = jsonLogger({ processor: processor.name, instance });
+  const metrics = new RuntimeMetrics();
+  // Under the wall clock the rules run by the Kafka cluster's clock (connectors/broker-clock.ts).
+  const brokerClock =
+    options.clock === 'wall' && options.clockReference === 'broker'
+      ? new BrokerClock({
+          kafka: { clientId: `${applicationId}-clock`, brokers: endpoints.kafkaBrokers },
+          topic: clockTopic(applicationId),
+          onOffset: (ms) => metrics.clockOffset.set(ms / 1000),
+          log,
+        })
+      : undefined;
+  const rulesClock = brokerClock ? () => brokerClock.now() : clock;
 
   const registry = new SchemaRegistryClient({ url: endpoints.registryUrl });
   const codec = new Codec({ source: registry, schemaIds: await registry.lookupAll() });
-  const metrics = new RuntimeMetrics();
   const runtimeOptions: RuntimeOptions<unknown> = {
     processor,
-    kafka: { clientId: applicationId, brokers: endpoints.kafkaBrokers },
+    // One client id per instance: the standby placement finds this instance among the group's members by it.
+    kafka: { clientId: `${applicationId}-${instance}`, brokers: endpoints.kafkaBrokers },
     applicationId,
     topicPrefix: options.topicPrefix,
-    codec: runtimeCodec(codec, clock),
+    codec: runtimeCodec(codec, rulesClock),
     deadLetters: deadLetterSink(codec, options.dlqPayload),
     clock,
+    rulesClock,
     guarantee: options.guarantee,
     commitIntervalMs: options.commitIntervalMs,
     tickIntervalMs: options.tickIntervalMs,
@@ -120,8 +153,10 @@ export async function serve(
     internalReplicationFactor: options.internalReplicationFactor,
     internalMinInsyncReplicas: options.internalMinInsyncReplicas,
     sessionTimeoutMs: options.sessionTimeoutMs,
+    standbyReplicas: options.standbyReplicas,
     metrics,
     log,
+    ...extra,
   };
   // node-rdkafka is a native module: loaded only when chosen, so kafkajs runs without it.
   const runtime =
@@ -147,5 +182,5 @@ export async function serve(
     },
   });
   log.info('starting', { ...options, applicationId, metrics: server.url });
-  return { runtime, server, log };
+  return { runtime, server, log, brokerClock };
 }

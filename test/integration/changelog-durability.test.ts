@@ -8,7 +8,15 @@ import { ConfigResourceTypes } from 'kafkajs';
 import type { LoanEvent, PayoutEvent } from '../../schemas/generated/types';
 import { TOPICS } from '../../schemas/topics';
 import { changelogTopic } from '../../runtime/kafka-runtime';
-import { createTopics, deleteTopics, kafkaClient, produce, readAll, registeredCodec } from '../harness/kafka';
+import {
+  createTopics,
+  deleteAllRecords,
+  deleteTopics,
+  kafkaClient,
+  produce,
+  readAll,
+  registeredCodec,
+} from '../harness/kafka';
 import { logTail, spawnProcessor, terminate, waitFor, type ProcessorProcess } from '../harness/processes';
 
 jest.setTimeout(180_000);
@@ -128,10 +136,7 @@ describe.each(['kafkajs', 'rdkafka'])('on the %s transport', (transport) => {
     const ends = await admin.fetchTopicOffsets(changelog);
     const used = ends.filter((e) => Number(e.high) > 0);
     expect(used.length).toBeGreaterThan(0);
-    await admin.deleteTopicRecords({
-      topic: changelog,
-      partitions: used.map((e) => ({ partition: e.partition, offset: e.high })),
-    });
+    await deleteAllRecords(admin, changelog);
     await refused(
       spawnProcessor(`${app}-trunc`, 'repayment', args),
       /starts at offset \d+: its earlier records were deleted/,

@@ -191,3 +191,27 @@ test('an operator skip dead-letters the next record, also past a transaction mar
   ]);
   expect(flush.offsets.get('marketplace.sales.v1')).toBe(3);
 });
+
+test('due timers tick in slices of a limit, earliest first, each key once (the runtime commits between slices)', () => {
+  const task = new Task(countingProcessor, 0);
+  for (let i = 0; i < 5; i++) {
+    const key = `m${i}`;
+    task.accept(
+      src(i),
+      {
+        ok: true,
+        record: { topic: 'marketplace.sales.v1', key, value: sale(key, 1, T0 + i), timestamp: T0 + i },
+      },
+      T0 + i,
+    );
+  }
+  task.drain();
+  const at = T0 + 10_000;
+  expect(task.hasDue(at)).toBe(true);
+  expect(task.tickDue(at, 2)).toBe(2);
+  expect(task.drain().changelog.map((c) => c.key)).toEqual(['m0', 'm1']);
+  expect(task.tickDue(at, 2)).toBe(2);
+  expect(task.tickDue(at, 2)).toBe(1);
+  expect(task.hasDue(at)).toBe(false);
+  expect(task.drain().changelog.map((c) => c.key)).toEqual(['m2', 'm3', 'm4']);
+});

@@ -41,3 +41,18 @@ test('popDue returns exactly the keys whose latest time is due, in time order', 
     ),
   );
 });
+
+test('popDue with a limit takes the earliest due keys and leaves the rest due', () => {
+  const q = new TimerQueue();
+  for (const [k, at] of [
+    ['a', 3],
+    ['b', 1],
+    ['c', 2],
+    ['d', 50],
+  ] as const)
+    q.set(k, at);
+  expect(q.popDue(10, 2)).toEqual(['b', 'c']);
+  expect(q.popDue(10, 2)).toEqual(['a']);
+  expect(q.popDue(10, 2)).toEqual([]);
+  expect(q.peek()).toBe(50);
+});
