@@ -1,6 +1,7 @@
-// Three projects: `unit` needs nothing running; `integration` talks to the real local stack
+// Four projects: `unit` needs nothing running; `integration` talks to the real local stack
 // (`holdback stack up`) and fails, never skips, when a service is unreachable; `fault` kills and
-// restarts processes and the broker, so it runs alone (`jest --selectProjects fault --runInBand`).
+// restarts processes and the broker, so it runs alone (`jest --selectProjects fault --runInBand`);
+// `cluster` does the same to a three-node Kafka (test/cluster/cluster.env).
 const transform = { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] };
 module.exports = {
   projects: [
@@ -24,6 +25,14 @@ module.exports = {
       transform,
       testMatch: ['<rootDir>/test/fault/**/*.test.ts'],
       globalSetup: '<rootDir>/test/integration/global-setup.ts',
+    },
+    {
+      // Kills and restarts the brokers of a three-node cluster (test/cluster/cluster.env): alone, in band.
+      displayName: 'cluster',
+      testEnvironment: 'node',
+      transform,
+      testMatch: ['<rootDir>/test/cluster/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/cluster/global-setup.ts',
     },
   ],
 };

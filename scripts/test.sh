@@ -3,11 +3,27 @@
 #   npm test
 # Lint and type checks, unit tests (no services), integration tests (real Kafka, registry,
 # ClickHouse, Prometheus, Alertmanager), fault tests (processes and the broker killed and
-# restarted; run alone), then the stack's own life-cycle checks. A stack that was
+# restarted; run alone), cluster fault tests (a three-node Kafka beside the stack: brokers killed
+# and restarted, changelogs lost and rebuilt, instances soaked and cut off through Toxiproxy), then the stack's own life-cycle checks. A stack that was
 # already running is reused and left running; one this script started is stopped at the end.
 source "$(dirname "$0")/setup.sh"
 
 ensure_debian docker-compose docker-compose
+# libfaketime: the clock-skew test runs a processor 5 hours ahead and behind.
+ensure_debian faketime faketime
+
+# Toxiproxy, the fault proxy of the network-partition test (a Go module, built once).
+TOXIPROXY="$ROOT/.holdback/cache/go/bin/toxiproxy-server"
+if [ ! -x "$TOXIPROXY" ]; then
+  command -v go >/dev/null 2>&1 || ensure_debian go golang-go
+  say "installing Toxiproxy 2.5.0 (go install github.com/Shopify/toxiproxy/v2/cmd/server, about a minute)"
+  GOPATH="$ROOT/.holdback/cache/go" GOBIN="$ROOT/.holdback/cache/go/bin" \
+    GOCACHE="$ROOT/.holdback/cache/go/build-cache" GOFLAGS="-modcacherw -buildvcs=false" \
+    go install github.com/Shopify/toxiproxy/v2/cmd/server@v2.5.0
+  mv "$ROOT/.holdback/cache/go/bin/server" "$TOXIPROXY"
+else
+  say "Toxiproxy is installed"
+fi
 
 say "lint and type checks"
 npx eslint . --max-warnings=0
@@ -26,6 +42,7 @@ else
 fi
 
 mkdir -p .holdback
+rm -f .holdback/jest-main.json .holdback/jest-fault.json .holdback/jest-cluster.json
 say "running unit and integration tests (jest)"
 set +e
 npx jest --ci --selectProjects unit integration --json --outputFile=.holdback/jest-main.json 2>&1
@@ -33,6 +50,21 @@ main_rc=$?
 say "running fault tests: processes and the broker killed, paused, restarted (jest, in band)"
 npx jest --ci --selectProjects fault --runInBand --json --outputFile=.holdback/jest-fault.json 2>&1
 fault_rc=$?
+
+say "running cluster fault tests: a three-node Kafka beside the stack (test/cluster/cluster.env): brokers killed and restarted, changelogs lost and rebuilt, three instances soaked"
+cluster_rc=0
+(
+  set -a; . test/cluster/cluster.env; set +a
+  HOLDBACK_HOME="$ROOT/$HOLDBACK_HOME"
+  # The jars are the same: share the stack's download cache.
+  mkdir -p "$HOLDBACK_HOME" && ln -sfn "$ROOT/.holdback/cache" "$HOLDBACK_HOME/cache"
+  holdback stack up kafka kafka-2 kafka-3 || exit 1
+  npx jest --ci --selectProjects cluster --runInBand --forceExit --json --outputFile="$ROOT/.holdback/jest-cluster.json" 2>&1
+  rc=$?
+  say "stopping the three-node cluster"
+  holdback stack down kafka
+  exit $rc
+) || cluster_rc=$?
 set -e
 
 lifecycle_rc=0
@@ -55,8 +87,8 @@ fi
 
 # The closing line CI reads: N passed, N failed (the life-cycle check counts as one test).
 node -e '
-  const runs = process.argv.slice(1, 3).map((f) => { try { return require(f); } catch { return null; } });
-  const lifecycleOk = process.argv[3] === "0";
+  const runs = process.argv.slice(1, 4).map((f) => { try { return require(f); } catch { return null; } });
+  const lifecycleOk = process.argv[4] === "0";
   let passed = lifecycleOk ? 1 : 0, failed = lifecycleOk ? 0 : 1;
   for (const r of runs) {
     if (!r) { failed++; continue; }
@@ -64,5 +96,5 @@ node -e '
     failed += r.numFailedTests + r.numRuntimeErrorTestSuites;
   }
   console.log(`tests: ${passed} passed, ${failed} failed`);
-' "$ROOT/.holdback/jest-main.json" "$ROOT/.holdback/jest-fault.json" "$lifecycle_rc"
-[ "$main_rc" = 0 ] && [ "$fault_rc" = 0 ] && [ "$lifecycle_rc" = 0 ]
+' "$ROOT/.holdback/jest-main.json" "$ROOT/.holdback/jest-fault.json" "$ROOT/.holdback/jest-cluster.json" "$lifecycle_rc"
+[ "$main_rc" = 0 ] && [ "$fault_rc" = 0 ] && [ "$cluster_rc" = 0 ] && [ "$lifecycle_rc" = 0 ]

@@ -7,285 +7,16 @@
  *
  * These tests kill shared services, so they run alone (jest project `fault`, in band).
  */
-import { createRepaymentProcessor } from '../../processors/repayment';
-import { TestDriver } from '../../runtime/test-driver';
-import { TOPICS } from '../../schemas/topics';
-import type { Deduction, LoanState } from '../../schemas/generated/types';
+import { TOPICS, subjectOf } from '../../schemas/topics';
 import { down, up } from '../../stack/stack';
 import { SchemaRegistryClient } from '../../connectors/registry';
 import { RECORD_SCHEMAS } from '../../schemas/contract';
-import { subjectOf } from '../../schemas/topics';
 import { runningPid } from '../../stack/proc';
-import { changelogTopic } from '../../runtime/kafka-runtime';
-import { repaymentWorkload, type WorkloadEvent } from '../harness/repayment-workload';
-import {
-  createTopics,
-  deleteTopics,
-  endOffsetSum,
-  endpoints,
-  produce,
-  readAll,
-  registeredCodec,
-} from '../harness/kafka';
-import {
-  kill9,
-  logTail,
-  spawnProcessor,
-  terminate,
-  waitFor,
-  type ProcessorProcess,
-} from '../harness/processes';
-import { verifyRepayment, type Outputs } from '../harness/verify';
-import type { Codec } from '../../connectors/codec';
-import { forgeBody, frame } from '../unit/codec-samples';
+import { endOffsetSum, endpoints } from '../harness/kafka';
+import { kill9, logTail, terminate, waitFor, type ProcessorProcess } from '../harness/processes';
+import { scenario, TRANSPORTS } from '../harness/eos-scenario';
 
 jest.setTimeout(240_000);
-
-const RUN = `${Date.now().toString(36)}`;
-/** The Kafka transports (issue 9); the crash and rebalance scenarios run on each. */
-const TRANSPORTS = ['kafkajs', 'rdkafka'] as const;
-type Transport = (typeof TRANSPORTS)[number];
-let codec: Codec;
-
-beforeAll(async () => {
-  codec = await registeredCodec();
-});
-
-function expectedOutputs(events: readonly WorkloadEvent[]): Outputs {
-  const driver = new TestDriver(createRepaymentProcessor(), { startAt: Date.now() });
-  for (const e of events) driver.pipe(e.topic, e.value as never);
-  return {
-    deductions: driver.outputs(TOPICS.deductions).map((o) => o.value),
-    loanStates: driver.outputs(TOPICS.loanStates).map((o) => o.value),
-  };
-}
-
-interface Scenario {
-  prefix: string;
-  applicationId: string;
-  events: WorkloadEvent[];
-  expected: Outputs;
-  /** Share of the input produced so far (0..1). */
-  produced: () => number;
-  /** Share of the expected deductions written so far (committed or not): progress. */
-  progress: () => Promise<number>;
-  spawn: (name: string, extra?: string[]) => ProcessorProcess;
-}
-
-/** Bad records, each with the reason code the DLQ must give it (reliability.md's poison pills). */
-function poisonPills(
-  registeredPayoutId: number,
-  merchants: string[],
-  count: number,
-): Array<{ key: string; value: Buffer; reason: string }> {
-  const now = Date.now();
-  const good = (i: number) => ({
-    event_id: `poison-${i}`,
-    merchant_id: merchants[i % merchants.length]!,
-    payout_id: `poison-p${i}`,
-    type: 'SCHEDULED',
-    gross_amount_minor: 1000,
-    withheld_minor: null,
-    currency: 'USD',
-    occurred_at: now - 60_000,
-  });
-  const kinds: Array<[string, (i: number) => Buffer]> = [
-    [
-      'BAD_MAGIC_BYTE',
-      (i) =>
-        Buffer.concat([
-          Buffer.from([1]),
-          frame(registeredPayoutId, forgeBody('PayoutEvent', good(i))).subarray(1),
-        ]),
-    ],
-    ['UNKNOWN_SCHEMA_ID', (i) => frame(0x7ffffff0, forgeBody('PayoutEvent', good(i)))],
-    ['MALFORMED_AVRO', (i) => frame(registeredPayoutId, forgeBody('PayoutEvent', good(i)).subarray(0, 20))],
-    [
-      'NEGATIVE_AMOUNT',
-      (i) => frame(registeredPayoutId, forgeBody('PayoutEvent', { ...good(i), gross_amount_minor: -5 })),
-    ],
-    [
-      'UNSAFE_INTEGER',
-      (i) =>
-        frame(registeredPayoutId, forgeBody('PayoutEvent', { ...good(i), gross_amount_minor: 2n ** 60n })),
-    ],
-    [
-      'UNKNOWN_CURRENCY',
-      (i) => frame(registeredPayoutId, forgeBody('PayoutEvent', { ...good(i), currency: 'ZZZ' })),
-    ],
-    [
-      'TIMESTAMP_OUT_OF_RANGE',
-      (i) =>
-        frame(
-          registeredPayoutId,
-          forgeBody('PayoutEvent', { ...good(i), occurred_at: now + 30 * 86_400_000 }),
-        ),
-    ],
-  ];
-  return Array.from({ length: count }, (_, i) => {
-    const [reason, make] = kinds[i % kinds.length]!;
-    return { key: merchants[i % merchants.length]!, value: make(i), reason };
-  });
-}
-
-async function scenario(
-  name: string,
-  seed: number,
-  body: (s: Scenario) => Promise<ProcessorProcess[]>,
-  opts: {
-    poisonRate?: number;
-    /** Writes payouts with another (compatible) writer schema than the local one. */
-    payoutWriter?: { id: number; schema: object };
-    /** Runs after the loans are processed, before any payout is produced. */
-    beforePayouts?: () => Promise<void>;
-    /** The processors' Kafka transport (default kafkajs). */
-    transport?: Transport;
-  } = {},
-): Promise<void> {
-  const transport = opts.transport ?? 'kafkajs';
-  const prefix = `eos-${name}-${transport}-${RUN}.`;
-  const applicationId = `eos-${name}-${transport}-${RUN}`;
-  await createTopics(prefix);
-  const events = repaymentWorkload({
-    seed,
-    merchants: 240,
-    payoutsPerMerchant: 12,
-    duplicateRate: 0.1,
-    startAt: Date.now() - 2 * 86_400_000,
-    idPrefix: `${name}-`,
-  });
-  const expected = expectedOutputs(events);
-  // Which of a merchant's events comes first across two topics is up to arrival (contract.md), so
-  // the loans go in first and must be processed before the payouts stream in: the outputs then
-  // have one right answer. Payouts stream in over ~8 s, so faults land while work is in flight.
-  const loans = events.filter((e) => e.topic === TOPICS.loanEvents);
-  const payouts = events.filter((e) => e.topic === TOPICS.payouts);
-  const funded = new Set(loans.map((e) => e.value.event_id)).size;
-  const merchants = [...new Set(events.map((e) => e.key))];
-  const pills = poisonPills(
-    codec.encode(TOPICS.payouts, payouts[0]!.value as never).readInt32BE(1),
-    merchants,
-    Math.round(payouts.length * (opts.poisonRate ?? 0)),
-  );
-  let producedCount = 0;
-  const chunks = 16;
-  const feeding = (async () => {
-    await produce(prefix, codec, loans);
-    producedCount += loans.length;
-    await waitFor(
-      'every FUNDED loan to be processed',
-      async () => (await readAll(prefix, TOPICS.loanStates, codec)).length >= funded,
-      120_000,
-      1000,
-    );
-    await opts.beforePayouts?.();
-    const writer = opts.payoutWriter;
-    for (let i = 0; i < chunks; i++) {
-      const chunk = payouts.slice(
-        Math.floor((i * payouts.length) / chunks),
-        Math.floor(((i + 1) * payouts.length) / chunks),
-      );
-      // A chunk that fails (broker down) is sent again: duplicates by event_id change nothing.
-      await waitFor(
-        'a chunk to be produced',
-        async () => {
-          try {
-            const bad = pills.slice(
-              Math.floor((i * pills.length) / chunks),
-              Math.floor(((i + 1) * pills.length) / chunks),
-            );
-            await produce(prefix, codec, [
-              ...chunk.map((e) => ({
-                topic: e.topic,
-                key: e.key,
-                value: writer ? frame(writer.id, forgeBody(writer.schema, e.value)) : e.value,
-              })),
-              ...bad.map((b) => ({ topic: TOPICS.payouts, key: b.key, value: b.value })),
-            ]);
-            return true;
-          } catch {
-            return false;
-          }
-        },
-        120_000,
-        1000,
-      );
-      producedCount += chunk.length;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  })();
-  const procs: ProcessorProcess[] = [];
-  const s: Scenario = {
-    prefix,
-    applicationId,
-    events,
-    expected,
-    produced: () => producedCount / events.length,
-    progress: async () => (await endOffsetSum(prefix + TOPICS.deductions)) / expected.deductions.length,
-    spawn: (pname, extra = []) => {
-      const p = spawnProcessor(`${applicationId}-${pname}`, 'repayment', [
-        `--topic-prefix=${prefix}`,
-        `--application-id=${applicationId}`,
-        '--session-timeout-ms=6000',
-        `--transport=${transport}`,
-        ...extra,
-      ]);
-      procs.push(p);
-      return p;
-    },
-  };
-  let survivors: ProcessorProcess[] = [];
-  try {
-    survivors = await body(s);
-    await feeding;
-    // Wait until a read_committed consumer sees exactly what the clean run produced.
-    let problems: string[] = ['not checked yet'];
-    await waitFor(
-      'the outputs to match the clean run',
-      async () => {
-        const actual: Outputs = {
-          deductions: (await readAll(prefix, TOPICS.deductions, codec)) as Deduction[],
-          loanStates: (await readAll(prefix, TOPICS.loanStates, codec)) as LoanState[],
-        };
-        problems = verifyRepayment(actual, expected);
-        return (
-          problems.length === 0 ||
-          problems.some((p) => p.startsWith('duplicate') || p.startsWith('unexpected'))
-        );
-      },
-      90_000,
-      2000,
-    ).catch(() => undefined);
-    const logs = procs.map((p) => `--- ${p.name}\n${logTail(p, 15)}`).join('\n');
-    const kinds = new Map<string, number>();
-    for (const p of problems) kinds.set(p.split(' ')[0]!, (kinds.get(p.split(' ')[0]!) ?? 0) + 1);
-    expect({
-      kinds: Object.fromEntries(kinds),
-      problems: problems.slice(0, 12),
-      logs: problems.length ? logs : '',
-    }).toEqual({
-      kinds: {},
-      problems: [],
-      logs: '',
-    });
-    // Every poison pill is in the DLQ once, with its reason, and nothing else is.
-    const reasons = (letters: Array<{ reason_code: string }>): Record<string, number> => {
-      const n: Record<string, number> = {};
-      for (const l of letters) n[l.reason_code] = (n[l.reason_code] ?? 0) + 1;
-      return n;
-    };
-    const dlq = await readAll(prefix, TOPICS.dlq, codec);
-    expect(reasons(dlq)).toEqual(reasons(pills.map((p) => ({ reason_code: p.reason }))));
-    expect(dlq.every((l) => l.source_topic === TOPICS.payouts && l.payload_sha256.length === 64)).toBe(true);
-    // Survivors stop gracefully on SIGTERM: final commit, leave the group, exit 0.
-    const codes = await Promise.all(survivors.map((p) => terminate(p)));
-    expect(codes).toEqual(survivors.map(() => 0));
-  } finally {
-    for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) await kill9(p);
-    await feeding.catch(() => undefined);
-    await deleteTopics(prefix, [changelogTopic(applicationId)]);
-  }
-}
 
 test.each(TRANSPORTS)(
   'without faults, the outputs equal the clean run exactly; health, metrics and SIGTERM behave (%s)',
@@ -374,6 +105,36 @@ test.each(TRANSPORTS)(
           p = s.spawn(`after-${at}`);
         }
         return [p];
+      },
+      { transport },
+    );
+  },
+);
+
+test.each(TRANSPORTS)(
+  'with standby replicas, the survivor of a kill -9 opens the killed instance’s tasks from its warm copies (%s)',
+  async (transport) => {
+    await scenario(
+      'standby',
+      8,
+      async (s) => {
+        const flags = ['--standby-replicas=1'];
+        const a = s.spawn('a', flags);
+        const b = s.spawn('b', flags);
+        await waitFor('30% progress', async () => (await s.progress()) >= 0.3, 120_000);
+        // Each keeps the other's two tasks warm (4 partitions, 2 instances).
+        await waitFor(
+          'both instances to keep standbys',
+          async () => [a, b].every((p) => /"msg":"standby replicas"/.test(logTail(p, 400))),
+          60_000,
+        );
+        await kill9(b);
+        await waitFor(
+          'the survivor to open the killed instance’s tasks from standbys',
+          async () => /"msg":"tasks ready".*"fromStandby":\[\d/.test(logTail(a, 400)),
+          60_000,
+        );
+        return [a];
       },
       { transport },
     );

@@ -3,10 +3,11 @@
  * contract topic, so runs never share data), batched producing through the Avro codec, and
  * read_committed reading of a whole topic.
  */
-import { Kafka, logLevel, type Message } from 'kafkajs';
+import { ConfigResourceTypes, Kafka, logLevel, type Admin, type Message } from 'kafkajs';
 import { Codec } from '../../connectors/codec';
 import { loadEndpoints } from '../../connectors/endpoints';
-import { createTopicsReady } from '../../connectors/kafka-admin';
+import { clusterReplication, createTopicsReady } from '../../connectors/kafka-admin';
+import { keyPartitioner, sendAcknowledged } from '../../connectors/kafka-send';
 import { readToEnd, whileRetriable } from '../../connectors/kafka-read';
 import { SchemaRegistryClient } from '../../connectors/registry';
 import { TOPIC_SPECS, type TopicName, type TopicRecords } from '../../schemas/topics';
@@ -30,13 +31,15 @@ export async function createTopics(prefix: string, partitions = endpoints.partit
   const admin = kafkaClient().admin();
   await admin.connect();
   try {
+    const { replicationFactor, minInsyncReplicas } = await clusterReplication(admin);
     await createTopicsReady(
       admin,
       TOPIC_SPECS.map((t) => ({
         topic: prefix + t.name,
         numPartitions: partitions,
-        replicationFactor: 1,
+        replicationFactor,
         configEntries: [
+          { name: 'min.insync.replicas', value: String(minInsyncReplicas) },
           ...(t.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : []),
           // Tests read every record back. A broker rolls a segment once its records' timestamps
           // span segment.ms (7 days): stream-time tests write months of event time in seconds,
@@ -55,7 +58,15 @@ export async function deleteTopics(prefix: string, extra: string[] = []): Promis
   await admin.connect();
   try {
     const existing = await admin.listTopics();
-    const mine = existing.filter((t) => t.startsWith(prefix) || extra.includes(t));
+    // A processor's clock topic is `<application id>-clock`, and a test's application ids start
+    // with its prefix's stem (connectors/broker-clock.ts).
+    const stem = prefix.replace(/\.$/, '');
+    const mine = existing.filter(
+      (t) =>
+        t.startsWith(prefix) ||
+        extra.includes(t) ||
+        (stem.length > 0 && t.startsWith(stem) && t.endsWith('-clock')),
+    );
     if (mine.length > 0) await admin.deleteTopics({ topics: mine });
   } finally {
     await admin.disconnect();
@@ -68,6 +79,25 @@ export interface Produced<T extends TopicName = TopicName> {
   value: TopicRecords[T] | Buffer;
 }
 
+/** The murmur2 partitioner of each topic, from the partition count the cluster reports for it. */
+async function partitionersOf(
+  topics: string[],
+): Promise<(topic: string) => (topic: string, key: string | null) => number> {
+  const admin = kafkaClient('holdback-test-admin').admin();
+  await admin.connect();
+  try {
+    const { topics: metadata } = await admin.fetchTopicMetadata({ topics });
+    const byTopic = new Map(metadata.map((t) => [t.name, keyPartitioner(t.partitions.length)]));
+    return (topic) => {
+      const partitioner = byTopic.get(topic);
+      if (!partitioner) throw new Error(`produce: no metadata for topic ${topic}; is it created?`);
+      return partitioner;
+    };
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /** Produces in order (acks=all, idempotent), in batches; a Buffer value is sent as is (poison pills). */
 export async function produce(
   prefix: string,
@@ -76,6 +106,9 @@ export async function produce(
   batch = 500,
 ): Promise<void> {
   const producer = kafkaClient().producer({ idempotent: true, maxInFlightRequests: 1 });
+  // Each record's partition is set here, from its topic's own partition count, so that the
+  // send can be checked partition by partition (connectors/kafka-send.ts).
+  const partitionOf = await partitionersOf([...new Set(records.map((r) => prefix + r.topic))]);
   await producer.connect();
   try {
     for (let i = 0; i < records.length; i += batch) {
@@ -83,13 +116,14 @@ export async function produce(
       for (const r of records.slice(i, i + batch)) {
         const value = Buffer.isBuffer(r.value) ? r.value : codec.encode(r.topic, r.value as never);
         const list = byTopic.get(prefix + r.topic) ?? [];
-        list.push({ key: r.key, value });
+        list.push({ key: r.key, value, partition: partitionOf(prefix + r.topic)(prefix + r.topic, r.key) });
         byTopic.set(prefix + r.topic, list);
       }
-      await producer.sendBatch({
-        acks: -1,
-        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-      });
+      // A send kafkajs calls done may have dropped a partition's records (connectors/kafka-send.ts).
+      await sendAcknowledged(
+        (b) => producer.sendBatch(b),
+        [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+      );
     }
   } finally {
     await producer.disconnect();
@@ -131,5 +165,52 @@ export async function endOffsetSum(topic: string): Promise<number> {
     );
   } finally {
     await admin.disconnect();
+  }
+}
+
+/**
+ * Deletes every record of `topic` (its log start moves to the end of each partition written to),
+ * as a retention change or an operator's DeleteRecords would. Kafka 4 refuses DeleteRecords on a
+ * compacted topic (POLICY_VIOLATION), so the topic is switched to cleanup.policy=delete for the
+ * call and back to its own configuration after it. kafkajs's AlterConfigs replaces a topic's
+ * whole configuration, so every setting the topic has is passed each time.
+ */
+export async function deleteAllRecords(admin: Admin, topic: string): Promise<void> {
+  const described = await whileRetriable(() =>
+    admin.describeConfigs({
+      resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }],
+      includeSynonyms: false,
+    }),
+  );
+  const own = (described.resources[0]?.configEntries ?? [])
+    .filter((e) => !e.isDefault && e.configSource === 1 /* DYNAMIC_TOPIC_CONFIG */)
+    .map((e) => ({ name: e.configName, value: e.configValue }));
+  const set = (entries: Array<{ name: string; value: string }>) =>
+    whileRetriable(() =>
+      admin.alterConfigs({
+        validateOnly: false,
+        resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configEntries: entries }],
+      }),
+    );
+  await set([...own.filter((e) => e.name !== 'cleanup.policy'), { name: 'cleanup.policy', value: 'delete' }]);
+  try {
+    const offsets = await whileRetriable(() => admin.fetchTopicOffsets(topic));
+    // The new policy reaches the partition leaders a moment after AlterConfigs answers.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await admin.deleteTopicRecords({
+          topic,
+          partitions: offsets
+            .filter((o) => Number(o.high) > 0)
+            .map((o) => ({ partition: o.partition, offset: o.high })),
+        });
+        break;
+      } catch (e) {
+        if (attempt >= 20) throw e;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  } finally {
+    await set(own);
   }
 }

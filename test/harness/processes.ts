@@ -17,12 +17,22 @@ export interface ProcessorProcess {
 
 const LOG_DIR = join(REPO_ROOT, '.holdback', 'test-logs');
 
-export function spawnProcessor(name: string, processor: string, args: string[]): ProcessorProcess {
-  return spawnHoldback(name, ['run', processor, ...args]);
+export function spawnProcessor(
+  name: string,
+  processor: string,
+  args: string[],
+  env?: Record<string, string | undefined>,
+): ProcessorProcess {
+  return spawnHoldback(name, ['run', processor, ...args], env);
 }
 
 /** Any `holdback <command>` as a child (e.g. `clickhouse sink`), logging to `<name>.log`. */
-export function spawnHoldback(name: string, command: string[]): ProcessorProcess {
+export function spawnHoldback(
+  name: string,
+  command: string[],
+  /** Replaces settings of the child's environment; an undefined value removes the setting. */
+  env?: Record<string, string | undefined>,
+): ProcessorProcess {
   mkdirSync(LOG_DIR, { recursive: true });
   const logFile = join(LOG_DIR, `${name}.log`);
   const out = openSync(logFile, 'a');
@@ -32,10 +42,19 @@ export function spawnHoldback(name: string, command: string[]): ProcessorProcess
   const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
   const child = spawn(process.execPath, [...nodeArgs, join(REPO_ROOT, 'bin', 'holdback'), ...command], {
     stdio: ['ignore', out, out],
-    env: process.env,
+    env: withEnv(env),
   });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { name, child, logFile, exited };
+}
+
+function withEnv(changes: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const [k, v] of Object.entries(changes)) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  return env;
 }
 
 export async function kill9(p: ProcessorProcess): Promise<void> {
@@ -49,6 +68,31 @@ export async function terminate(p: ProcessorProcess, timeoutMs = 20_000): Promis
   const code = await p.exited;
   clearTimeout(timer);
   return code;
+}
+
+/** A line of a processor's JSON log, with the fields the failover measurements read. */
+export interface LogLine {
+  /** ms since the epoch */
+  t: number;
+  msg: string;
+  partitions?: number[];
+  ms?: number;
+  fromStandby?: number[];
+}
+
+/** The processor's JSON log lines so far (a line cut by kill -9 is left out). */
+export function logLines(p: ProcessorProcess): LogLine[] {
+  const out: LogLine[] = [];
+  for (const line of readFileSync(p.logFile, 'utf8').split('\n')) {
+    if (!line.startsWith('{"t":')) continue;
+    try {
+      const j = JSON.parse(line) as Omit<LogLine, 't'> & { t: string };
+      out.push({ ...j, t: Date.parse(j.t) });
+    } catch {
+      // A line cut by kill -9: nothing to learn from it.
+    }
+  }
+  return out;
 }
 
 export function logTail(p: ProcessorProcess, lines = 30): string {
@@ -71,4 +115,19 @@ export async function waitFor(
     await new Promise((r) => setTimeout(r, intervalMs));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/**
+ * The processor's /health (tasks, buffers, lag, last error) as its "starting" log line names its
+ * endpoint: what a test that timed out prints beside the log. Never throws.
+ */
+export async function healthOf(p: ProcessorProcess): Promise<string> {
+  const url = /"metrics":"(http:\/\/[^"]+)"/.exec(logTail(p, 10_000))?.[1];
+  if (!url) return '(no metrics endpoint logged)';
+  try {
+    const r = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) });
+    return await r.text();
+  } catch (e) {
+    return `(no /health: ${String(e)})`;
+  }
 }

@@ -39,7 +39,12 @@ export function verifyRepayment(actual: Outputs, expected: Outputs): string[] {
   // One deduction per id: duplicates are the first anomaly to look for.
   const seen = new Map<string, Deduction>();
   for (const d of actual.deductions) {
-    if (seen.has(d.deduction_id)) problems.push(`duplicate deduction ${d.deduction_id}`);
+    const first = seen.get(d.deduction_id);
+    // Both decision times: equal, the one decision was written twice; apart, it was made twice.
+    if (first)
+      problems.push(
+        `duplicate deduction ${d.deduction_id} (decided_at ${first.decided_at} and ${d.decided_at})`,
+      );
     seen.set(d.deduction_id, d);
     if (d.amount_minor <= 0) problems.push(`non-positive deduction ${d.deduction_id}: ${d.amount_minor}`);
     if (

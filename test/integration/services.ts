@@ -3,10 +3,12 @@
  * (stack/components.ts), not just an open port.
  */
 import { loadEndpoints } from '../../connectors/endpoints';
-import { COMPONENTS } from '../../stack/components';
+import { components } from '../../stack/components';
 
 const NAMES: Record<string, string> = {
   kafka: 'Kafka',
+  'kafka-2': 'Kafka node 2',
+  'kafka-3': 'Kafka node 3',
   registry: 'the schema registry',
   clickhouse: 'ClickHouse',
   prometheus: 'Prometheus',
@@ -16,8 +18,9 @@ const NAMES: Record<string, string> = {
 /** Returns a description of every service that is down; empty when all are up. */
 export async function checkServices(): Promise<string[]> {
   const e = loadEndpoints();
-  const healthy = await Promise.all(COMPONENTS.map((c) => c.healthy(e)));
-  return COMPONENTS.filter((_, i) => !healthy[i]).map(
-    (c) => `${NAMES[c.name] ?? c.name} is not answering at ${c.address(e)}`,
-  );
+  const all = components(e);
+  const healthy = await Promise.all(all.map((c) => c.healthy(e)));
+  return all
+    .filter((_, i) => !healthy[i])
+    .map((c) => `${NAMES[c.name] ?? c.name} is not answering at ${c.address(e)}`);
 }

@@ -10,7 +10,7 @@ import type { Deduction, LoanState } from '../../schemas/generated/types';
 import { TOPICS } from '../../schemas/topics';
 import { burstWorkload } from '../harness/burst';
 import { createTopics, deleteTopics, produce, readAll, registeredCodec } from '../harness/kafka';
-import { logTail, spawnProcessor, terminate, waitFor } from '../harness/processes';
+import { healthOf, logTail, spawnProcessor, terminate, waitFor } from '../harness/processes';
 import { verifyRepayment } from '../harness/verify';
 
 jest.setTimeout(240_000);
@@ -71,7 +71,10 @@ describe.each(['kafkajs', 'rdkafka'])('on the %s transport', (transport) => {
           deductions: await deductions(),
           loanStates: (await readAll(prefix, TOPICS.loanStates, codec)) as LoanState[],
         };
-        throw new Error(`${e.message}\n${verifyRepayment(actual, burst.expected).slice(0, 10).join('\n')}`);
+        throw new Error(
+          `${e.message}\n${verifyRepayment(actual, burst.expected).slice(0, 10).join('\n')}\n` +
+            `--- the processor's log\n${logTail(proc, 30)}\n/health: ${await healthOf(proc)}`,
+        );
       });
       // A moment more, so that anything extra would be there too.
       await new Promise((r) => setTimeout(r, 1500));
