@@ -15,16 +15,16 @@
  * the wall clock); RSS and heap per process. Saves bench/results/pipeline[-<transport>].json.
  * Needs `holdback stack up` and `npm run build`; `npm run bench` does both.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createClient } from '@clickhouse/client';
 import { migrate } from '../connectors/clickhouse/migrate';
 import { createTopicsReady } from '../connectors/kafka-admin';
 import { simulate } from '../simulator';
-import { KAFKA_VERSION } from '../stack/install';
 import { REPO_ROOT } from '../stack/paths';
 import { createTopics, deleteTopics, endpoints, kafkaClient } from '../test/harness/kafka';
+import { consumerPerformance, kafkaTool, rssMb } from './kafka-tools';
 import { machine } from './machine';
 
 const SECONDS = Number(process.argv[2] ?? 60);
@@ -93,21 +93,6 @@ function quantile(text: string, name: string, q: number): number | null {
   return prevLe;
 }
 
-function rssMb(pid: number | undefined): number | null {
-  if (pid === undefined) return null;
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Math.round(Number(m[1]) / 1024) : null;
-}
-
-/** Kafka's own perf tools from the jars the stack downloaded, on a topic laid out like ours. */
-function kafkaTool(cls: string, args: string[]): string {
-  const cp = join(REPO_ROOT, '.holdback', 'cache', `kafka-${KAFKA_VERSION}`, 'lib', '*');
-  return execFileSync('java', ['-Xmx512m', '-cp', cp, `org.apache.kafka.tools.${cls}`, ...args], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-}
-
 /** Bytes per input record on disk (Kafka's log sizes of the four input topics / records produced). */
 function averageRecordBytes(records: number): number {
   const topics = [
@@ -154,26 +139,8 @@ async function ceiling(recordSize: number, records: number): Promise<{ produce: 
     'batch.size=65536',
   ]);
   const produce = Number(/([\d.]+) records\/sec/.exec(p.trim().split('\n').at(-1) ?? '')?.[1] ?? NaN);
-  const c = kafkaTool('ConsumerPerformance', [
-    '--bootstrap-server',
-    endpoints.kafkaBrokers[0]!,
-    '--topic',
-    topic,
-    '--messages',
-    String(records),
-    '--group',
-    `${RUN}-perf`,
-    '--timeout',
-    '60000',
-  ]);
-  // header: start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, ...
-  const row = c
-    .trim()
-    .split('\n')
-    .at(-1)!
-    .split(',')
-    .map((s) => s.trim());
-  return { produce, consume: Number(row[5]) };
+  const consume = consumerPerformance(topic, records, `${RUN}-perf`, 60_000);
+  return { produce, consume };
 }
 
 async function main(): Promise<void> {

@@ -14,6 +14,10 @@ say "repayment: memory per remembered payout and per merchant, a 1M-payout backl
 npx tsx --expose-gc bench/repayment-memory.bench.ts
 say "eligibility: state memory per merchant at one million merchants, process() rate"
 npx tsx --expose-gc bench/eligibility-memory.bench.ts
+say "restore: one million merchants' state from the changelog, each transport, beside Kafka's ConsumerPerformance"
+npx tsx bench/restore.bench.ts "${RESTORE_MERCHANTS:-1000000}"
+say "failover: kill -9 of one of two instances sharing one million merchants' state, with and without standby replicas"
+npx tsx bench/failover.bench.ts "${FAILOVER_MERCHANTS:-1000000}"
 say "ClickHouse sink: sustained rows/s from Kafka"
 npx tsx bench/clickhouse-sink.bench.ts
 say "the whole pipeline: simulated traffic through repayment, eligibility and the sink, with Kafka's perf tools as the ceiling"
