@@ -1,12 +1,24 @@
 /**
- * A guard around kafkajs 2.2.4's sendBatch, which can resolve without having written some of its
- * partitions. Its sendMessages keeps the answer of each broker that answered; when another broker
- * fails and the retry finds that broker's partitions led elsewhere, by a broker that already
- * answered, that broker is not asked again and those partitions' records are dropped while the
- * call succeeds (node_modules/kafkajs/src/producer/sendMessages.js: `brokersWithoutResponse`).
- * A three-node rolling restart showed it: in a transaction, lost deductions and a reversal
- * without its withholding. Every partition written to is answered for in the returned metadata,
- * so a send is checked against it and a gap fails the call (the transaction is aborted).
+ * Guards around kafkajs 2.2.4's sendBatch, which can resolve having written a partition's records
+ * once too few or once too many. Its sendMessages sends each partition to its leader, one request
+ * per broker, keeps the answer of each broker that answered and, when any request fails, retries
+ * after a backoff, sending to the brokers without an answer the partitions they lead by then
+ * (node_modules/kafkajs/src/producer/sendMessages.js: `brokersWithoutResponse`). Three ways out:
+ * - lost: a failed broker's partition now led by a broker that already answered is not sent
+ *   again, and the call succeeds. A three-node rolling restart showed it as lost deductions and a
+ *   reversal without its withholding;
+ * - written twice, leader moved: an answered partition now led by a broker that has not answered
+ *   is sent again with the next sequence numbers (the first send advanced them), so the new
+ *   leader appends it as new records;
+ * - written twice, slow broker: the retry starts when the first request fails, not when all have
+ *   ended. A broker whose answer is still on its way (acks=all waits for the followers, slow while
+ *   another broker restarts) has no answer yet, so it is asked again; that request waits for the
+ *   broker lock, then goes with the advanced sequence numbers, and the broker appends the records
+ *   again. Its second answer replaces the first: nothing in the result shows it.
+ * The one-instance duplicate of the rolling restart (39 deductions written twice, no engine
+ * restart) fits the last two. A call that names one topic-partition has none of them: each
+ * attempt is one request, ended before the next, and a failed request's sequence numbers are
+ * taken back, so the broker drops a repeat as a duplicate. sendByPartition sends so.
  */
 import { Partitioners, type Message, type RecordMetadata } from 'kafkajs';
 
@@ -16,41 +28,91 @@ export class UnacknowledgedSendError extends Error {
   readonly retriable = true;
 }
 
+/** The `topic/partition`s of `topicMessages` that `acknowledged` answers for never, or twice or more. */
+export function acknowledgement(
+  topicMessages: ReadonlyArray<{ topic: string; messages: readonly Message[] }>,
+  acknowledged: readonly RecordMetadata[],
+): { missing: string[]; repeated: string[] } {
+  const answers = new Map<string, number>();
+  for (const m of acknowledged) {
+    if (m.errorCode !== 0) continue;
+    const k = `${m.topicName}/${m.partition}`;
+    answers.set(k, (answers.get(k) ?? 0) + 1);
+  }
+  const missing = new Set<string>();
+  const repeated = new Set<string>();
+  for (const { topic, messages } of topicMessages) {
+    for (const m of messages) {
+      if (m.partition === undefined)
+        throw new Error(`acknowledgement: a record for ${topic} has no partition; set it before sending`);
+      const k = `${topic}/${m.partition}`;
+      const n = answers.get(k) ?? 0;
+      if (n === 0) missing.add(k);
+      else if (n > 1) repeated.add(k);
+    }
+  }
+  return { missing: [...missing], repeated: [...repeated] };
+}
+
 /** The `topic/partition`s of `topicMessages` that `acknowledged` does not answer for. */
 export function unacknowledged(
   topicMessages: ReadonlyArray<{ topic: string; messages: readonly Message[] }>,
   acknowledged: readonly RecordMetadata[],
 ): string[] {
-  const answered = new Set(
-    acknowledged.filter((m) => m.errorCode === 0).map((m) => `${m.topicName}/${m.partition}`),
-  );
-  const missing = new Set<string>();
+  return acknowledgement(topicMessages, acknowledged).missing;
+}
+
+type SendBatch = (batch: {
+  topicMessages: Array<{ topic: string; messages: Message[] }>;
+  acks: -1;
+}) => Promise<RecordMetadata[]>;
+
+/**
+ * sendBatch, one topic-partition per call, in turn, each call checked against its answer: a
+ * partition not answered for fails the send, and so does, in a transaction (`inTransaction`),
+ * one answered for twice (only the transaction's abort takes both copies back; outside one a
+ * repeat is there to stay, and a retry would write a third). Each partition's records keep their
+ * order. The calls are made one after the other, not at once: a coordinator answers an
+ * AddPartitionsToTxn that comes while it is still logging the last one with CONCURRENT_TRANSACTIONS,
+ * and each of the engine's commits is one task's, a few partitions.
+ */
+export async function sendByPartition(
+  send: SendBatch,
+  topicMessages: ReadonlyArray<{ topic: string; messages: readonly Message[] }>,
+  o: { inTransaction: boolean },
+): Promise<void> {
+  for (const one of byPartition(topicMessages)) {
+    const { missing, repeated } = acknowledgement(one, await send({ topicMessages: one, acks: -1 }));
+    if (missing.length > 0) {
+      throw new UnacknowledgedSendError(
+        `kafkajs reported the send done but no broker answered for ${missing.join(', ')}; ` +
+          'its records may not be written',
+      );
+    }
+    if (o.inTransaction && repeated.length > 0) {
+      throw new UnacknowledgedSendError(
+        `kafkajs wrote ${repeated.join(', ')} twice (answered for twice); the transaction must abort`,
+      );
+    }
+  }
+}
+
+/** `topicMessages` as one batch per topic-partition, in order of first appearance. */
+export function byPartition(
+  topicMessages: ReadonlyArray<{ topic: string; messages: readonly Message[] }>,
+): Array<Array<{ topic: string; messages: Message[] }>> {
+  const out = new Map<string, { topic: string; messages: Message[] }>();
   for (const { topic, messages } of topicMessages) {
     for (const m of messages) {
       if (m.partition === undefined)
-        throw new Error(`unacknowledged: a record for ${topic} has no partition; set it before sending`);
+        throw new Error(`byPartition: a record for ${topic} has no partition; set it before sending`);
       const k = `${topic}/${m.partition}`;
-      if (!answered.has(k)) missing.add(k);
+      let batch = out.get(k);
+      if (!batch) out.set(k, (batch = { topic, messages: [] }));
+      batch.messages.push(m);
     }
   }
-  return [...missing];
-}
-
-/** sendBatch, failing when a partition it wrote to was not answered for. */
-export async function sendAcknowledged(
-  send: (batch: {
-    topicMessages: Array<{ topic: string; messages: Message[] }>;
-    acks: -1;
-  }) => Promise<RecordMetadata[]>,
-  topicMessages: Array<{ topic: string; messages: Message[] }>,
-): Promise<void> {
-  const missing = unacknowledged(topicMessages, await send({ topicMessages, acks: -1 }));
-  if (missing.length > 0) {
-    throw new UnacknowledgedSendError(
-      `kafkajs reported the send done but no broker answered for ${missing.join(', ')}; ` +
-        'its records may not be written',
-    );
-  }
+  return [...out.values()].map((b) => [b]);
 }
 
 /**
@@ -78,10 +140,7 @@ export function keyPartitioner(partitions: number): (topic: string, key: string 
  * The answered partitions are not sent again, and each partition's records keep their order.
  */
 export async function sendEveryPartition(
-  send: (batch: {
-    topicMessages: Array<{ topic: string; messages: Message[] }>;
-    acks: -1;
-  }) => Promise<RecordMetadata[]>,
+  send: SendBatch,
   topicMessages: Array<{ topic: string; messages: Message[] }>,
   attempts = 5,
 ): Promise<void> {

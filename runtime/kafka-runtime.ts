@@ -16,7 +16,7 @@
  * - any failure to commit, or a consumer crash, restarts the engine: in-memory state is dropped
  *   and rebuilt from the changelog (crash-only recovery, the same path as a kill -9).
  */
-import { sendAcknowledged } from '../connectors/kafka-send';
+import { sendByPartition } from '../connectors/kafka-send';
 import {
   Kafka,
   logLevel,
@@ -282,7 +282,9 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     if (this.o.guarantee === 'exactly_once') {
       const txn = await producer.transaction();
       try {
-        for (const chunk of chunks) await sendAcknowledged((b) => txn.sendBatch(b), chunk);
+        for (const chunk of chunks) {
+          await sendByPartition((b) => txn.sendBatch(b), chunk, { inTransaction: true });
+        }
         await txn.sendOffsets({
           consumerGroupId: this.o.applicationId,
           topics: offsets.map((o) => ({
@@ -296,7 +298,9 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
         throw e;
       }
     } else {
-      for (const chunk of chunks) await sendAcknowledged((b) => producer.sendBatch(b), chunk);
+      for (const chunk of chunks) {
+        await sendByPartition((b) => producer.sendBatch(b), chunk, { inTransaction: false });
+      }
       await this.consumer?.commitOffsets(
         offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: String(o.offset) })),
       );

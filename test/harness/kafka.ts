@@ -7,7 +7,7 @@ import { ConfigResourceTypes, Kafka, logLevel, type Admin, type Message } from '
 import { Codec } from '../../connectors/codec';
 import { loadEndpoints } from '../../connectors/endpoints';
 import { clusterReplication, createTopicsReady } from '../../connectors/kafka-admin';
-import { keyPartitioner, sendAcknowledged } from '../../connectors/kafka-send';
+import { keyPartitioner, sendByPartition } from '../../connectors/kafka-send';
 import { readToEnd, whileRetriable } from '../../connectors/kafka-read';
 import { SchemaRegistryClient } from '../../connectors/registry';
 import { TOPIC_SPECS, type TopicName, type TopicRecords } from '../../schemas/topics';
@@ -120,9 +120,10 @@ export async function produce(
         byTopic.set(prefix + r.topic, list);
       }
       // A send kafkajs calls done may have dropped a partition's records (connectors/kafka-send.ts).
-      await sendAcknowledged(
+      await sendByPartition(
         (b) => producer.sendBatch(b),
         [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+        { inTransaction: false },
       );
     }
   } finally {

@@ -1,8 +1,9 @@
 /** The guard against a kafkajs send that resolves without having written every partition. */
 import type { RecordMetadata } from 'kafkajs';
 import {
+  acknowledgement,
   keyPartitioner,
-  sendAcknowledged,
+  sendByPartition,
   sendEveryPartition,
   unacknowledged,
   UnacknowledgedSendError,
@@ -13,6 +14,7 @@ const ack = (topicName: string, partition: number): RecordMetadata => ({
   partition,
   errorCode: 0,
 });
+const m = (partition: number, value: string) => ({ key: 'k', value, partition });
 const batch = [
   {
     topic: 'a',
@@ -39,14 +41,51 @@ test('a record without an explicit partition cannot be checked and is refused', 
   );
 });
 
-test('sendAcknowledged fails, retriably, when the send left a partition out', async () => {
-  const send = async (): Promise<RecordMetadata[]> => [ack('a', 0), ack('b', 1)];
-  const failed = sendAcknowledged(send, batch);
+test('sendByPartition sends one topic-partition per call, in order, each keeping its records in order', async () => {
+  const sent: string[][] = [];
+  const mixed = [
+    { topic: 'a', messages: [m(0, 'x'), m(2, 'y'), m(0, 'z')] },
+    { topic: 'b', messages: [m(1, 'w')] },
+  ];
+  await sendByPartition(
+    async ({ topicMessages }) => {
+      sent.push(
+        topicMessages.flatMap((t) => t.messages.map((x) => `${t.topic}/${x.partition}:${String(x.value)}`)),
+      );
+      return topicMessages.map((t) => ack(t.topic, t.messages[0]!.partition!));
+    },
+    mixed,
+    { inTransaction: true },
+  );
+  expect(sent).toEqual([['a/0:x', 'a/0:z'], ['a/2:y'], ['b/1:w']]);
+});
+
+test('sendByPartition fails, retriably, when a partition was not answered for', async () => {
+  const none = async (): Promise<RecordMetadata[]> => [];
+  const failed = sendByPartition(none, batch, { inTransaction: true });
   await expect(failed).rejects.toThrow(UnacknowledgedSendError);
-  await expect(sendAcknowledged(send, batch)).rejects.toMatchObject({ retriable: true });
-  await expect(
-    sendAcknowledged(async () => [ack('a', 0), ack('a', 2), ack('b', 1)], batch),
-  ).resolves.toBeUndefined();
+  await expect(sendByPartition(none, batch, { inTransaction: false })).rejects.toMatchObject({
+    retriable: true,
+    message: expect.stringMatching(/no broker answered for a\/0/),
+  });
+});
+
+test("a partition answered for twice is named as written twice (kafkajs's resend to a new leader)", () => {
+  // a/0 was answered by its first leader; the retry found it led by a broker that had not
+  // answered and sent it again with the next sequence numbers: both answers come back.
+  expect(acknowledgement(batch, [ack('a', 0), ack('a', 2), ack('b', 1), ack('a', 0)])).toEqual({
+    missing: [],
+    repeated: ['a/0'],
+  });
+});
+
+test('in a transaction a partition answered for twice fails the send; outside one it is let through', async () => {
+  const twice = async (): Promise<RecordMetadata[]> => [ack('a', 0), ack('a', 0)];
+  const onlyA0 = [{ topic: 'a', messages: [m(0, 'x')] }];
+  await expect(sendByPartition(twice, onlyA0, { inTransaction: true })).rejects.toThrow(
+    /wrote a\/0 twice.*the transaction must abort/,
+  );
+  await expect(sendByPartition(twice, onlyA0, { inTransaction: false })).resolves.toBeUndefined();
 });
 
 test('keyPartitioner spreads keys over every partition and puts a key in the same one whatever the topic', () => {
