@@ -6,10 +6,11 @@
  * producer must re-send. Replayed records are ordinary input again: if they are still bad they
  * come back to the DLQ, and an event replayed twice is one event (event_id).
  */
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, logLevel, type Message } from 'kafkajs';
 import { Codec } from '../../connectors/codec';
 import { loadEndpoints } from '../../connectors/endpoints';
 import { readToEnd } from '../../connectors/kafka-read';
+import { sendEveryPartition } from '../../connectors/kafka-send';
 import { SchemaRegistryClient } from '../../connectors/registry';
 import type { DeadLetter } from '../../schemas/generated/types';
 import { TOPICS } from '../../schemas/topics';
@@ -182,17 +183,20 @@ export const command: Command = {
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     try {
-      const byTopic = new Map<string, Array<{ key: Buffer | null; value: Buffer }>>();
+      const byTopic = new Map<string, Message[]>();
       for (const x of replayable) {
         const topic = prefix + x.letter.source_topic;
         const list = byTopic.get(topic) ?? [];
-        list.push({ key: x.key, value: await replayValue(codec, x) });
+        // Back to the partition it was read from: beside the same merchant's other events.
+        list.push({ key: x.key, value: await replayValue(codec, x), partition: x.letter.partition });
         byTopic.set(topic, list);
       }
-      await producer.sendBatch({
-        acks: -1,
-        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-      });
+      // A kafkajs send may drop a partition's records under a leader move: those are sent again
+      // (connectors/kafka-send.ts); a record written twice is one event by its event_id.
+      await sendEveryPartition(
+        (b) => producer.sendBatch(b),
+        [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+      );
     } finally {
       await producer.disconnect();
     }
