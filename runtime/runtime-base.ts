@@ -567,6 +567,8 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
           keys: h.task.size,
           entries: h.task.entryCount,
           buffered: h.group.size,
+          // What the next record waits for (time order): a stalled task says why here.
+          waiting: h.group.readiness(now),
           lastCommitAt: h.lastCommitAt,
           stoppedBy: h.stoppedBy,
           ...(h.stoppedAt && {

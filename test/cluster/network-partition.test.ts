@@ -11,31 +11,18 @@
 import { endpoints } from '../harness/kafka';
 import { scenario, TRANSPORTS } from '../harness/eos-scenario';
 import { logTail, waitFor, type ProcessorProcess } from '../harness/processes';
-import { Toxiproxy } from '../harness/toxiproxy';
+import { proxyKafkaNodes, Toxiproxy } from '../harness/toxiproxy';
 
 jest.setTimeout(360_000);
 
 const CUT_MS = 25_000;
 
 let proxy: Toxiproxy;
-const names = endpoints.kafkaNodes.map((n) => `kafka-${n.id}`);
+let names: string[];
 
 beforeAll(async () => {
-  const first = endpoints.kafkaNodes[0]?.proxied;
-  if (!first) {
-    throw new Error(
-      'the brokers have no proxied listener: start the cluster with HOLDBACK_KAFKA_PROXIED_PORT set, ' +
-        'as test/cluster/cluster.env does (restart it if it was started without)',
-    );
-  }
   proxy = await Toxiproxy.start();
-  for (const [i, n] of endpoints.kafkaNodes.entries()) {
-    await proxy.create(
-      names[i]!,
-      `${endpoints.host}:${n.proxied!.advertised}`,
-      `${endpoints.host}:${n.proxied!.listen}`,
-    );
-  }
+  names = await proxyKafkaNodes(proxy, endpoints);
 });
 
 afterAll(async () => {

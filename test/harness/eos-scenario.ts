@@ -277,7 +277,14 @@ export async function scenario(
       90_000,
       2000,
     ).catch(() => undefined);
-    const logs = procs.map((p) => `--- ${p.name}\n${logTail(p, 15)}`).join('\n');
+    // On a mismatch, what each processor was doing: its log's end and its /health (lag, what each
+    // task waits for, the last error).
+    const said = async (): Promise<string> =>
+      (
+        await Promise.all(
+          procs.map(async (p) => `--- ${p.name}\n${logTail(p, 15)}\n/health: ${await healthOf(p)}`),
+        )
+      ).join('\n');
     const kinds = new Map<string, number>();
     for (const p of problems) kinds.set(p.split(' ')[0]!, (kinds.get(p.split(' ')[0]!) ?? 0) + 1);
     // Checked here too, so that a failure of the outputs says whether two owners wrote.
@@ -286,7 +293,7 @@ export async function scenario(
       kinds: Object.fromEntries(kinds),
       problems: problems.slice(0, 12),
       owners: owners.problems.slice(0, 12),
-      logs: problems.length || owners.problems.length ? logs : '',
+      logs: problems.length || owners.problems.length ? await said() : '',
     }).toEqual({
       kinds: {},
       problems: [],

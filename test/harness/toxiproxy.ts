@@ -8,6 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Endpoints } from '../../connectors/endpoints';
 import { REPO_ROOT } from '../../stack/paths';
 import { waitFor } from './processes';
 
@@ -56,20 +57,30 @@ export class Toxiproxy {
 
   /** Partitions the proxy's network: every byte either way is dropped; connections stay open. */
   async cut(name: string): Promise<void> {
-    for (const stream of ['upstream', 'downstream']) {
-      await this.call('POST', `/proxies/${name}/toxics`, {
-        name: `cut-${stream}`,
-        type: 'timeout',
-        stream,
-        toxicity: 1,
-        attributes: { timeout: 0 },
-      });
-    }
+    for (const stream of ['upstream', 'downstream'] as const)
+      await this.toxic(name, `cut-${stream}`, 'timeout', stream, { timeout: 0 });
   }
 
   async heal(name: string): Promise<void> {
-    for (const stream of ['upstream', 'downstream'])
-      await this.call('DELETE', `/proxies/${name}/toxics/cut-${stream}`);
+    for (const stream of ['upstream', 'downstream']) await this.removeToxic(name, `cut-${stream}`);
+  }
+
+  /**
+   * Adds toxic `name` to a proxy (Toxiproxy's own types, e.g. `latency` with `{ latency: ms }`
+   * or `reset_peer` with `{ timeout: 0 }`); `removeToxic` takes it away.
+   */
+  async toxic(
+    proxy: string,
+    name: string,
+    type: string,
+    stream: 'upstream' | 'downstream',
+    attributes: Record<string, number>,
+  ): Promise<void> {
+    await this.call('POST', `/proxies/${proxy}/toxics`, { name, type, stream, toxicity: 1, attributes });
+  }
+
+  async removeToxic(proxy: string, name: string): Promise<void> {
+    await this.call('DELETE', `/proxies/${proxy}/toxics/${name}`);
   }
 
   async stop(): Promise<void> {
@@ -78,4 +89,25 @@ export class Toxiproxy {
     this.child.kill('SIGTERM');
     await exited;
   }
+}
+
+/**
+ * A proxy `kafka-<id>` in front of each Kafka node's proxied listener (HOLDBACK_KAFKA_PROXIED_PORT,
+ * test/cluster/cluster.env): a client bootstrapping from a proxied port reaches every broker only
+ * through these. Returns the proxies' names, node 1 first.
+ */
+export async function proxyKafkaNodes(t: Toxiproxy, e: Endpoints): Promise<string[]> {
+  if (!e.kafkaNodes[0]?.proxied) {
+    throw new Error(
+      'the brokers have no proxied listener: start the cluster with HOLDBACK_KAFKA_PROXIED_PORT set, ' +
+        'as test/cluster/cluster.env does (restart it if it was started without)',
+    );
+  }
+  const names: string[] = [];
+  for (const n of e.kafkaNodes) {
+    const name = `kafka-${n.id}`;
+    await t.create(name, `${e.host}:${n.proxied!.advertised}`, `${e.host}:${n.proxied!.listen}`);
+    names.push(name);
+  }
+  return names;
 }
