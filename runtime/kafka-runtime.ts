@@ -98,7 +98,7 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
       onAssign: (assignment) => {
         const partitions = new Set<number>();
         for (const ps of Object.values(assignment)) for (const p of ps) partitions.add(p);
-        void this.lock.run(() => this.reconcile(generation, partitions));
+        this.underLock('assignment', () => this.reconcile(generation, partitions));
       },
       onCrash: (reason) => void this.restartEngine(reason),
       onFetch: () => (this.lastFetchAt = this.o.clock()),
@@ -107,7 +107,9 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
         const h = this.tasks.get(partition);
         if (!h?.isReady) return;
         h.group.setFetched(topic.slice(this.prefix.length), lastOffset + 1);
-        void this.lock.run(() => (generation === this.generation ? this.pump(h) : Promise.resolve()));
+        this.underLock('processing', () =>
+          generation === this.generation ? this.pump(h) : Promise.resolve(),
+        );
       },
     });
     this.consumer = consumer;
@@ -155,6 +157,10 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
       h.ready = ready.then(() => {
         h.isReady = true;
       });
+      // A failed restore restarts the engine (below). Each task's own promise fails with it, and
+      // unless a batch happens to wait on it, Node ends the process for an unhandled rejection:
+      // seen when a broker restart refused the restore's connection (cluster back-to-back test).
+      h.ready.catch(() => undefined);
       this.tasks.set(h.partition, h);
     }
     // Do not hold the lock while restoring: batches for these partitions wait on `ready`.

@@ -409,9 +409,9 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
       return;
     }
     if (code === ERR_ASSIGN_PARTITIONS) {
-      void this.lock.run(() => this.onAssign(generation, consumer, assignment));
+      this.underLock('assignment', () => this.onAssign(generation, consumer, assignment));
     } else if (code === ERR_REVOKE_PARTITIONS) {
-      void this.lock.run(() => this.onRevoke(generation, consumer));
+      this.underLock('revocation', () => this.onRevoke(generation, consumer));
     } else {
       this.o.log.warn('rebalance error; unassigning', { error: describe(err) });
       this.safely(() => consumer.unassign());

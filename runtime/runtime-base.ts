@@ -1112,6 +1112,17 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
     });
   }
 
+  /**
+   * Runs `work` under the lock for a client callback that cannot wait for it (an assignment, a
+   * marker-only fetch). A failure restarts the engine, as one in the consume loop does; left
+   * unhandled, it would end the process.
+   */
+  protected underLock(what: string, work: () => Promise<void>): void {
+    this.lock.run(work).catch((e: unknown) => {
+      if (!this.isInterrupted(e)) void this.restartEngine(`${what} failed: ${this.describeError(e)}`);
+    });
+  }
+
   /** Whether an error only says the engine stopped or restarted while a record was in hand. */
   protected isInterrupted(e: unknown): boolean {
     return e instanceof Interrupted;
