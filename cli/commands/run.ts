@@ -181,6 +181,12 @@ export async function serve(
       },
     },
   });
-  log.info('starting', { ...options, applicationId, metrics: server.url });
+  log.info('starting', {
+    ...options,
+    applicationId,
+    metrics: server.url,
+    // node-rdkafka's blocking calls share this pool (bin/holdback sets it).
+    uvThreadPoolSize: Number(process.env['UV_THREADPOOL_SIZE'] ?? 4),
+  });
   return { runtime, server, log, brokerClock };
 }
