@@ -7,7 +7,7 @@ import { ConfigResourceTypes, Kafka, logLevel, type Admin, type Message } from '
 import { Codec } from '../../connectors/codec';
 import { loadEndpoints } from '../../connectors/endpoints';
 import { clusterReplication, createTopicsReady } from '../../connectors/kafka-admin';
-import { keyPartitioner, sendByPartition } from '../../connectors/kafka-send';
+import { keyPartitioner, sendEveryPartition } from '../../connectors/kafka-send';
 import { readToEnd, whileRetriable } from '../../connectors/kafka-read';
 import { SchemaRegistryClient } from '../../connectors/registry';
 import { TOPIC_SPECS, type TopicName, type TopicRecords } from '../../schemas/topics';
@@ -119,11 +119,11 @@ export async function produce(
         list.push({ key: r.key, value, partition: partitionOf(prefix + r.topic)(prefix + r.topic, r.key) });
         byTopic.set(prefix + r.topic, list);
       }
-      // A send kafkajs calls done may have dropped a partition's records (connectors/kafka-send.ts).
-      await sendByPartition(
+      // Input, as the platform's producers send it: a partition kafkajs left unwritten is sent
+      // again, and a record written twice is one event by its event_id (connectors/kafka-send.ts).
+      await sendEveryPartition(
         (b) => producer.sendBatch(b),
         [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-        { inTransaction: false },
       );
     }
   } finally {
