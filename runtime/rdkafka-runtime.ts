@@ -73,6 +73,15 @@ const OFFSET_BEGINNING = -2;
 /** Bound on every transactional call, so a dead broker ends in a restart rather than a hang. */
 const TXN_CALL_TIMEOUT_MS = 30_000;
 const CONSUME_BATCH = 1000;
+/**
+ * The stall watchdog: a consume loop that has had nothing for this long (and at least
+ * STALL_EMPTY_CONSUMES empty returns, so that a process just resumed from SIGSTOP is not taken
+ * for stalled) asks the brokers where its idle partitions end.
+ */
+const STALL_AFTER_MS = 30_000;
+const STALL_EMPTY_CONSUMES = 100;
+/** A consume() (its timeout is 100 ms) that has not returned after this long has wedged the consumer. */
+const CONSUME_WEDGED_MS = 30_000;
 
 interface TaskHandle<S> extends TaskHandleBase<S> {
   /** False between a revoke and the next assignment: fetched records of the task are not handled. */
@@ -128,6 +137,15 @@ class FatalCause {
 
 function call(fn: (cb: (err: LibrdKafkaError | null | undefined) => void) => void): Promise<void> {
   return new Promise((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
+}
+
+/**
+ * A librdkafka call whose own timeout is `ms` (or that should be quick), failed on the JavaScript
+ * side 5 s after that if its callback has not come: a call made under the engine's lock must
+ * never hold it for good (the engine then restarts, as after any failed commit).
+ */
+function within<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
+  return withTimeout(p, ms + 5000, `librdkafka's ${what}`);
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -205,6 +223,13 @@ export function taskPartitions(
 
 export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
   protected readonly transport = 'rdkafka';
+  /** The stall watchdog (watchForStall): since when, and how many consume() calls in a row, nothing came. */
+  private emptySince: number | undefined;
+  private emptyConsumes = 0;
+  private stallCheck = false;
+  /** When the consume() in flight was called (undefined between calls), and the timer that watches it. */
+  private consumeCalledAt: number | undefined;
+  private consumeWatch: NodeJS.Timeout | undefined;
   protected readonly assignor = rangePartitions;
   private readonly base: Record<string, string | number | boolean>;
   private consumer: KafkaConsumer | undefined;
@@ -267,6 +292,8 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
 
   protected async startEngine(): Promise<void> {
     const generation = ++this.generation;
+    this.emptySince = undefined;
+    this.emptyConsumes = 0;
     const consumer = new KafkaConsumer(
       {
         ...this.base,
@@ -304,6 +331,9 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     }
     this.prober = await this.openProber(generation);
     this.loopDone = this.consumeLoop(generation, consumer);
+    clearInterval(this.consumeWatch);
+    this.consumeWatch = setInterval(() => this.watchConsume(generation), 5000);
+    this.consumeWatch.unref();
     this.progressAt = this.o.clock();
   }
 
@@ -347,9 +377,10 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     while (generation === this.generation) {
       let messages: RdMessage[];
       try {
+        this.consumeCalledAt = this.o.clock();
         messages = await new Promise<RdMessage[]>((resolve, reject) =>
           consumer.consume(CONSUME_BATCH, (err, ms) => (err ? reject(err) : resolve(ms))),
-        );
+        ).finally(() => (this.consumeCalledAt = undefined));
       } catch (e) {
         if (generation !== this.generation) return;
         if ((e as LibrdKafkaError).isFatal) {
@@ -367,12 +398,95 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
         void this.restartEngine(`processing failed: ${describe(e)}`);
         return;
       }
+      this.watchForStall(generation, messages.length);
     }
+  }
+
+  /**
+   * A consume() whose 100 ms timeout has long passed without an answer has wedged the consumer:
+   * seen after brokers were restarted back to back (cluster broker-faults test), every task then
+   * idle with an empty buffer, no error and no restart, while the partitions filled; the cause
+   * inside librdkafka or node-rdkafka is not known. The engine restarts: new clients, state from the
+   * changelog (the stuck consumer is closed under it, or left behind if closing hangs too).
+   */
+  private watchConsume(generation: number): void {
+    const calledAt = this.consumeCalledAt;
+    if (generation !== this.generation || calledAt === undefined) return;
+    const waited = this.o.clock() - calledAt;
+    if (waited < CONSUME_WEDGED_MS) return;
+    this.consumeCalledAt = undefined;
+    void this.restartEngine(
+      `the consumer wedged: consume() has not returned for ${Math.round(waited / 1000)} s`,
+    );
+  }
+
+  /**
+   * After a run of brokers restarted back to back, librdkafka's consumer was seen to deliver
+   * nothing more, for minutes, while its partitions filled: every task idle with an empty buffer,
+   * no error, no restart (cluster broker-faults test; the cause inside librdkafka is not known).
+   * So a consume loop that has had nothing for STALL_AFTER_MS asks the brokers, off the lock,
+   * where its idle partitions end. Records past what the tasks have read (their stop bounds
+   * aside), or ends that cannot be asked, restart the engine: new clients, fresh metadata, state
+   * from the changelog. A truly idle instance is left alone and looked at again later.
+   */
+  private watchForStall(generation: number, delivered: number): void {
+    const now = this.o.clock();
+    if (delivered > 0 || this.emptySince === undefined) {
+      this.emptySince = delivered > 0 ? undefined : now;
+      this.emptyConsumes = 0;
+      return;
+    }
+    this.emptyConsumes++;
+    if (
+      this.stallCheck ||
+      this.emptyConsumes < STALL_EMPTY_CONSUMES ||
+      now - this.emptySince < STALL_AFTER_MS
+    )
+      return;
+    this.stallCheck = true;
+    void this.checkStall(generation, now - this.emptySince).finally(() => (this.stallCheck = false));
+  }
+
+  private async checkStall(generation: number, quietMs: number): Promise<void> {
+    const idle = [...this.tasks.values()].filter(
+      (h) => h.isReady && h.assigned && !h.stoppedBy && h.group.size === 0,
+    );
+    if (idle.length === 0) return;
+    const behind: string[] = [];
+    for (const topic of this.o.processor.inputs) {
+      let ends: Map<number, PartitionBounds>;
+      try {
+        ends = await this.endOffsets(
+          this.physical(topic),
+          idle.map((h) => h.partition),
+        );
+      } catch (e) {
+        behind.push(`${topic}: its ends cannot be asked (${describe(e)})`);
+        continue;
+      }
+      for (const h of idle) {
+        const at = Math.max(h.task.nextOffset(topic) ?? 0, h.group.fetchedOf(topic) ?? 0);
+        const end = Math.min(ends.get(h.partition)?.end ?? 0, this.boundOf(topic, h.partition));
+        if (end > at) behind.push(`${topic}/${h.partition}: ${end - at} offsets`);
+      }
+    }
+    // Something arrived meanwhile, or the engine moved on: not stalled.
+    if (generation !== this.generation || this.emptySince === undefined) return;
+    if (behind.length === 0) {
+      this.emptySince = this.o.clock();
+      this.emptyConsumes = 0;
+      return;
+    }
+    void this.restartEngine(
+      `the consumer delivered nothing for ${Math.round(quietMs / 1000)} s while ${behind.join(', ')} waited`,
+    );
   }
 
   protected async stopEngine(): Promise<void> {
     // A new generation first: queued batches, timers and rebalances of the old one become no-ops.
     this.generation++;
+    clearInterval(this.consumeWatch);
+    this.consumeWatch = undefined;
     const consumer = this.consumer;
     this.consumer = undefined;
     const prober = this.prober;
@@ -515,7 +629,13 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
       producer.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())),
     );
     producer.setPollInterval(100);
-    if (eos) await call((cb) => producer.initTransactions(TXN_CALL_TIMEOUT_MS, cb));
+    if (eos) {
+      await within(
+        'initTransactions',
+        TXN_CALL_TIMEOUT_MS,
+        call((cb) => producer.initTransactions(TXN_CALL_TIMEOUT_MS, cb)),
+      );
+    }
     return {
       commit: (records, offsets) =>
         this.send(producer, records, offsets).catch(async (e: unknown) => {
@@ -749,20 +869,38 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     const consumer = this.consumer;
     if (!consumer) throw new Error('the engine is not running');
     if (this.o.guarantee === 'exactly_once') {
-      await call((cb) => producer.beginTransaction(cb));
+      await within(
+        'beginTransaction',
+        0,
+        call((cb) => producer.beginTransaction(cb)),
+      );
       try {
         await this.produceAll(producer, records);
-        await call((cb) =>
-          producer.sendOffsetsToTransaction([...offsets], consumer, TXN_CALL_TIMEOUT_MS, cb),
+        await within(
+          'sendOffsetsToTransaction',
+          TXN_CALL_TIMEOUT_MS,
+          call((cb) => producer.sendOffsetsToTransaction([...offsets], consumer, TXN_CALL_TIMEOUT_MS, cb)),
         );
-        await call((cb) => producer.commitTransaction(TXN_CALL_TIMEOUT_MS, cb));
+        await within(
+          'commitTransaction',
+          TXN_CALL_TIMEOUT_MS,
+          call((cb) => producer.commitTransaction(TXN_CALL_TIMEOUT_MS, cb)),
+        );
       } catch (e) {
-        await call((cb) => producer.abortTransaction(TXN_CALL_TIMEOUT_MS, cb)).catch(() => undefined);
+        await within(
+          'abortTransaction',
+          TXN_CALL_TIMEOUT_MS,
+          call((cb) => producer.abortTransaction(TXN_CALL_TIMEOUT_MS, cb)),
+        ).catch(() => undefined);
         throw e;
       }
     } else {
       await this.produceAll(producer, records);
-      await call((cb) => producer.flush(TXN_CALL_TIMEOUT_MS, cb));
+      await within(
+        'flush',
+        TXN_CALL_TIMEOUT_MS,
+        call((cb) => producer.flush(TXN_CALL_TIMEOUT_MS, cb)),
+      );
       consumer.commitSync([...offsets]);
     }
   }
@@ -858,8 +996,12 @@ function watermarks(
   topic: string,
   partition: number,
 ): Promise<{ lowOffset: number; highOffset: number }> {
-  return new Promise((resolve, reject) =>
-    client.queryWatermarkOffsets(topic, partition, 10_000, (err, o) => (err ? reject(err) : resolve(o))),
+  return within(
+    'queryWatermarkOffsets',
+    10_000,
+    new Promise((resolve, reject) =>
+      client.queryWatermarkOffsets(topic, partition, 10_000, (err, o) => (err ? reject(err) : resolve(o))),
+    ),
   );
 }
 

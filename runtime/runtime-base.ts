@@ -402,7 +402,7 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
   }
 
   /** Where input partition `topic/partition` stops (exclusive; stopAt). */
-  private boundOf(topic: string, partition: number): number {
+  protected boundOf(topic: string, partition: number): number {
     return this.o.stopAt ? (this.o.stopAt.get(`${topic}/${partition}`) ?? 0) : Number.POSITIVE_INFINITY;
   }
 
@@ -582,6 +582,7 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
         })),
         lagByPartition: Object.fromEntries(this.lag),
         msSinceProgress: now - this.progressAt,
+        lockHeldMs: this.lock.heldForMs(),
         lastError: this.lastError,
       },
     };

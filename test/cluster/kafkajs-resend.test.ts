@@ -1,7 +1,9 @@
 /**
  * Why the kafkajs transport sends one topic-partition per call (connectors/kafka-send.ts), shown on
- * the real three-node cluster through Toxiproxy. A topic has partition 0 on node 1 and partition 1
- * on node 2. Each trial sends one record to each in one kafkajs sendBatch while node 1 answers
+ * the real three-node cluster through Toxiproxy. A topic has partition 0 led by node 1 and
+ * partition 1 by node 2 (both replicated three times, as every topic here is: an unreplicated one
+ * would be left without a leader by the next test's broker kill, and kafkajs fails a whole Metadata
+ * answer, and so every client's start, on one leaderless partition anywhere in the cluster). Each trial sends one record to each in one kafkajs sendBatch while node 1 answers
  * late (a latency toxic, as a leader waiting for a follower under acks=all does) and node 2 drops
  * every request (limit_data: the connection opens, the request closes it).
  *
@@ -40,7 +42,17 @@ afterAll(async () => {
   await proxy?.stop();
 });
 
-/** A topic of two partitions that never move: partition 0 on node 1, partition 1 on node 2. */
+/** Topics this file made: deleted when it ends. */
+const made: string[] = [];
+
+afterAll(async () => {
+  const admin = kafkaClient().admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: made }).catch(() => undefined);
+  await admin.disconnect();
+});
+
+/** A topic of two partitions, partition 0 led by node 1 and partition 1 by node 2 (their preferred leaders; no broker fails here). */
 async function topicOnNodes1And2(name: string): Promise<string> {
   const topic = `${name}-${process.pid}-${Date.now()}`;
   const admin = kafkaClient().admin();
@@ -52,13 +64,13 @@ async function topicOnNodes1And2(name: string): Promise<string> {
         {
           topic,
           replicaAssignment: [
-            { partition: 0, replicas: [1] },
-            { partition: 1, replicas: [2] },
+            { partition: 0, replicas: [1, 2, 3] },
+            { partition: 1, replicas: [2, 1, 3] },
           ],
-          configEntries: [{ name: 'min.insync.replicas', value: '1' }],
         },
       ],
     });
+    made.push(topic);
   } finally {
     await admin.disconnect();
   }
