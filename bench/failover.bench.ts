@@ -32,7 +32,7 @@ import {
 } from '../test/harness/processes';
 import { writeChangelog } from './changelog-fixture';
 import { rssMb } from './kafka-tools';
-import { machine } from './machine';
+import { kafkaSetup, machine } from './machine';
 
 const MERCHANTS = Number(process.argv[2] ?? 1_000_000);
 const TRANSPORTS = (process.argv[3] ?? 'kafkajs,rdkafka').split(',');
@@ -172,11 +172,7 @@ async function main(): Promise<void> {
     const result = {
       at: new Date().toISOString(),
       machine: machine(),
-      kafka: {
-        version: endpoints.kafkaVersion,
-        nodes: endpoints.kafkaNodes.length,
-        partitions: endpoints.partitions,
-      },
+      kafka: kafkaSetup(endpoints),
       merchants: MERCHANTS,
       fundedDaysAgo: FUNDED_DAYS_AGO,
       changelog: written,

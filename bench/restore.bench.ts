@@ -22,7 +22,7 @@ import { logTail, spawnProcessor, terminate, waitFor } from '../test/harness/pro
 import { clusterReplication, createTopicsReady } from '../connectors/kafka-admin';
 import { writeChangelog } from './changelog-fixture';
 import { consumerPerformance, rssMb } from './kafka-tools';
-import { machine } from './machine';
+import { kafkaSetup, machine } from './machine';
 
 const MERCHANTS = Number(process.argv[2] ?? 1_000_000);
 const TRANSPORTS = (process.argv[3] ?? 'kafkajs,rdkafka').split(',');
@@ -115,11 +115,7 @@ async function main(): Promise<void> {
     const result = {
       at: new Date().toISOString(),
       machine: machine(),
-      kafka: {
-        version: endpoints.kafkaVersion,
-        nodes: endpoints.kafkaNodes.length,
-        partitions: endpoints.partitions,
-      },
+      kafka: kafkaSetup(endpoints),
       merchants: MERCHANTS,
       changelog: written,
       ceiling: { tool: 'kafka ConsumerPerformance', ...ceil },
