@@ -2,6 +2,8 @@
  * `holdback`: one CLI for the stack, the schemas, the processors and the tools around them.
  * Each subcommand lives in cli/commands/<name>.ts and exports `run(args) => exit code`.
  */
+import { redact, redactValue } from '../connectors/secrets';
+
 export interface Command {
   readonly summary: string;
   run(args: string[]): Promise<number>;
@@ -41,14 +43,27 @@ export async function main(argv: string[]): Promise<number> {
   return command.run(rest);
 }
 
+/**
+ * The backstop of "secrets never leave": whatever a command or a library prints goes through
+ * `redact`, which masks every secret this process loaded (connectors/secrets.ts).
+ */
+function redactOutput(stream: NodeJS.WriteStream): void {
+  const write = stream.write.bind(stream) as (chunk: unknown, ...rest: unknown[]) => boolean;
+  stream.write = ((chunk: unknown, ...rest: unknown[]) =>
+    write(typeof chunk === 'string' ? redact(chunk) : chunk, ...rest)) as typeof stream.write;
+}
+
 if (require.main === module) {
+  redactOutput(process.stdout);
+  redactOutput(process.stderr);
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;
     },
     (err: unknown) => {
-      console.error(`holdback: ${err instanceof Error ? err.message : String(err)}`);
-      if (process.env['HOLDBACK_DEBUG']) console.error(err);
+      console.error(`holdback: ${redactValue(err)}`);
+      if (process.env['HOLDBACK_DEBUG'])
+        console.error(redact(err instanceof Error ? (err.stack ?? err.message) : String(err)));
       process.exitCode = 1;
     },
   );

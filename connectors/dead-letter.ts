@@ -6,6 +6,7 @@
  * characters, anything that looks like a credential redacted, and truncated.
  * The time of failure is an input (the runtime's clock).
  */
+import { redact } from './secrets';
 import { createHash } from 'node:crypto';
 import { InvariantViolation } from '../processors/api';
 import type { DeadLetter } from '../schemas/generated/types';
@@ -55,7 +56,7 @@ const SECRETS: ReadonlyArray<readonly [RegExp, string]> = [
 
 /** A detail fit for the DLQ: one line, no credentials, at most `maxChars` characters. */
 export function cleanDetail(detail: string, maxChars = DEFAULT_MAX_DETAIL_CHARS): string {
-  let clean = detail.replace(CONTROL, ' ');
+  let clean = redact(detail).replace(CONTROL, ' ');
   for (const [pattern, replacement] of SECRETS) clean = clean.replace(pattern, replacement);
   return clean.length > maxChars ? `${clean.slice(0, maxChars - 3)}...` : clean;
 }

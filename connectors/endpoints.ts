@@ -5,6 +5,8 @@
  * variable's name and the reason.
  */
 import { z } from 'zod';
+import { maskUrl } from './secrets';
+import { CONNECTION_VARIABLES } from './connection-settings';
 
 const port = z.coerce.number().int().min(1024).max(65535);
 
@@ -43,10 +45,17 @@ export const ENDPOINT_ENV = {
   HOLDBACK_KAFKA_VERSION: z.enum(KAFKA_VERSIONS).default(KAFKA_VERSIONS[0]),
   /** The registry's Confluent-compatible API; Confluent's own registry (docker-compose) serves it at the root. */
   HOLDBACK_REGISTRY_URL: z.url().optional(),
+  /**
+   * The local stack secured (`holdback stack up --secure`): Kafka over SASL_SSL (SCRAM,
+   * OAUTHBEARER) and mTLS, the registry and ClickHouse over HTTPS with passwords (stack/secure.ts).
+   */
+  HOLDBACK_STACK_SECURE: z.stringbool().default(false),
 } as const;
 
 export interface Endpoints {
   host: string;
+  /** HOLDBACK_STACK_SECURE: the local stack runs secured (TLS, SASL, passwords). */
+  secure: boolean;
   /** Every node's broker address (a client may bootstrap from any). */
   kafkaBrokers: string[];
   /** The local stack's Kafka nodes, node 1 first. */
@@ -73,6 +82,8 @@ export interface KafkaNode {
   controllerPort: number;
   /** HOLDBACK_KAFKA_PROXIED_PORT: the proxied listener, as advertised (a proxy's port) and as bound. */
   proxied?: { advertised: number; listen: number };
+  /** Secure stack only: the SSL listener that requires a client certificate (mTLS), port + 2. */
+  mtlsPort?: number;
 }
 
 export class ConfigError extends Error {
@@ -80,7 +91,7 @@ export class ConfigError extends Error {
 }
 
 /** Other HOLDBACK_* variables that other modules own (they validate them themselves). */
-const OTHER_KNOWN = new Set(['HOLDBACK_DEBUG', 'HOLDBACK_HOME']);
+const OTHER_KNOWN = new Set(['HOLDBACK_DEBUG', 'HOLDBACK_HOME', ...CONNECTION_VARIABLES]);
 
 export function loadEndpoints(
   env: NodeJS.ProcessEnv = process.env,
@@ -95,7 +106,7 @@ export function loadEndpoints(
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new ConfigError(
-      `bad setting ${String(issue.path[0])}=${String(env[String(issue.path[0])])}: ${issue.message}`,
+      `bad setting ${String(issue.path[0])}=${maskUrl(String(env[String(issue.path[0])]))}: ${issue.message}`,
     );
   }
   const c = parsed.data;
@@ -103,6 +114,7 @@ export function loadEndpoints(
     id: i + 1,
     port: c.HOLDBACK_KAFKA_PORT + KAFKA_NODE_PORT_STEP * i,
     controllerPort: c.HOLDBACK_KAFKA_CONTROLLER_PORT + KAFKA_NODE_PORT_STEP * i,
+    ...(c.HOLDBACK_STACK_SECURE && { mtlsPort: c.HOLDBACK_KAFKA_PORT + 2 + KAFKA_NODE_PORT_STEP * i }),
     ...(c.HOLDBACK_KAFKA_PROXIED_PORT !== undefined && {
       proxied: {
         advertised: c.HOLDBACK_KAFKA_PROXIED_PORT + KAFKA_NODE_PORT_STEP * i,
@@ -114,7 +126,10 @@ export function loadEndpoints(
     n.port,
     n.controllerPort,
     ...(n.proxied ? [n.proxied.advertised, n.proxied.listen] : []),
+    ...(n.mtlsPort !== undefined ? [n.mtlsPort] : []),
   ]);
+  if (c.HOLDBACK_STACK_SECURE && c.HOLDBACK_KAFKA_PROXIED_PORT !== undefined)
+    throw new ConfigError('HOLDBACK_KAFKA_PROXIED_PORT is for the plain stack, not HOLDBACK_STACK_SECURE');
   if (kafkaPorts.some((p) => p > 65535))
     throw new ConfigError(`Kafka node ports run past 65535: ${kafkaPorts.join(', ')}`);
   const ports = [
@@ -129,19 +144,21 @@ export function loadEndpoints(
   if (new Set(ports).size !== ports.length)
     throw new ConfigError(`two services share a port: ${ports.join(', ')}`);
   const h = c.HOLDBACK_HOST;
+  const scheme = c.HOLDBACK_STACK_SECURE ? 'https' : 'http';
   return {
     host: h,
+    secure: c.HOLDBACK_STACK_SECURE,
     kafkaBrokers: kafkaNodes.map((n) => `${h}:${n.port}`),
     kafkaNodes,
     kafkaVersion: c.HOLDBACK_KAFKA_VERSION,
     kafkaPort: c.HOLDBACK_KAFKA_PORT,
     kafkaControllerPort: c.HOLDBACK_KAFKA_CONTROLLER_PORT,
     registryUrl: (
-      c.HOLDBACK_REGISTRY_URL ?? `http://${h}:${c.HOLDBACK_REGISTRY_PORT}/apis/ccompat/v7`
+      c.HOLDBACK_REGISTRY_URL ?? `${scheme}://${h}:${c.HOLDBACK_REGISTRY_PORT}/apis/ccompat/v7`
     ).replace(/\/$/, ''),
     registryPort: c.HOLDBACK_REGISTRY_PORT,
     registryManagementPort: c.HOLDBACK_REGISTRY_MANAGEMENT_PORT,
-    clickhouseUrl: `http://${h}:${c.HOLDBACK_CLICKHOUSE_HTTP_PORT}`,
+    clickhouseUrl: `${scheme}://${h}:${c.HOLDBACK_CLICKHOUSE_HTTP_PORT}`,
     clickhouseHttpPort: c.HOLDBACK_CLICKHOUSE_HTTP_PORT,
     clickhouseTcpPort: c.HOLDBACK_CLICKHOUSE_TCP_PORT,
     prometheusUrl: `http://${h}:${c.HOLDBACK_PROMETHEUS_PORT}`,

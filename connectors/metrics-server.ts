@@ -1,13 +1,22 @@
 /**
- * One HTTP endpoint per process: /metrics (prom-client, Prometheus text format), /health (200 when
- * the caller's progress check passes, 503 otherwise: it reflects progress, not mere liveness),
- * /ready (200 when the process serves all it owns), and the process's POST commands (JSON in, JSON
- * out; processors: /admin/skip). The process announces itself to Prometheus by a file_sd target
- * file, removed on close.
+ * One HTTP endpoint per process:
+ * - /metrics (prom-client, Prometheus text format);
+ * - /health: 200 when the caller's progress check passes, 503 otherwise, with the details;
+ * - /live: liveness, for a probe that restarts the process: 503 only when restarting it would
+ *   help (its work loop is wedged or ended). A stopped partition or a slow broker is not that;
+ * - /ready: readiness, for a probe that routes work or holds a rollout: tasks assigned and
+ *   restored, progress within bounds;
+ * - the process's POST commands (JSON in, JSON out; processors: /admin/skip).
+ * It binds HOLDBACK_METRICS_HOST (127.0.0.1 unless set). With HOLDBACK_METRICS_TOKEN, /metrics,
+ * /health and the commands need `Authorization: Bearer <token>`; /live and /ready stay open, as
+ * orchestrators' probes expect. Every JSON answer is redacted (connectors/secrets.ts). The process
+ * announces itself to Prometheus by a file_sd target file, removed on close.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { timingSafeEqual } from 'node:crypto';
+import { redact } from './secrets';
 import type { Registry } from 'prom-client';
 
 export interface Health {
@@ -23,6 +32,10 @@ export interface MetricsServerOptions {
   health?: () => Health;
   /** Readiness; /ready answers 503 when false (default: always ready). */
   ready?: () => boolean;
+  /** Liveness; /live answers 503 when false (default: always live). */
+  live?: () => Health;
+  /** A bearer token that /metrics, /health and the commands require. */
+  token?: string;
   /** POST commands by path: the JSON body in, an HTTP status and a JSON answer out. */
   commands?: Record<string, (body: unknown) => Promise<CommandResult>>;
   /** Where Prometheus looks for file_sd targets; when set, a target file is written there. */
@@ -40,7 +53,15 @@ const MAX_COMMAND_BYTES = 64 * 1024;
 
 function answer(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'Content-Type': 'application/json' });
-  res.end(JSON.stringify(body));
+  res.end(redact(JSON.stringify(body)));
+}
+
+/** Whether the request carries the bearer token (compared in constant time). */
+function authorized(req: IncomingMessage, token: string | undefined): boolean {
+  if (token === undefined) return true;
+  const given = Buffer.from(req.headers.authorization ?? '');
+  const wanted = Buffer.from(`Bearer ${token}`);
+  return given.length === wanted.length && timingSafeEqual(given, wanted);
 }
 
 /** Runs a POST command: 400 for a body that is not JSON or too large, its own status otherwise. */
@@ -78,6 +99,23 @@ export interface MetricsServer {
 
 export async function startMetricsServer(o: MetricsServerOptions): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
+    if (req.url === '/live') {
+      const h = o.live ? o.live() : { ok: true, detail: {} };
+      answer(res, h.ok ? 200 : 503, { live: h.ok, ...h.detail });
+      return;
+    }
+    if (req.url === '/ready') {
+      const ready = o.ready ? o.ready() : true;
+      answer(res, ready ? 200 : 503, { ready });
+      return;
+    }
+    if (!authorized(req, o.token)) {
+      res.writeHead(401, { 'WWW-Authenticate': 'Bearer', 'Content-Type': 'application/json' });
+      res.end(
+        JSON.stringify({ error: 'this endpoint needs Authorization: Bearer <HOLDBACK_METRICS_TOKEN>' }),
+      );
+      return;
+    }
     if (req.url === '/metrics') {
       o.registry.metrics().then(
         (text) => {
@@ -89,11 +127,6 @@ export async function startMetricsServer(o: MetricsServerOptions): Promise<Metri
           res.end(String(err));
         },
       );
-      return;
-    }
-    if (req.url === '/ready') {
-      const ready = o.ready ? o.ready() : true;
-      answer(res, ready ? 200 : 503, { ready });
       return;
     }
     const command = req.url !== undefined ? o.commands?.[req.url] : undefined;
@@ -108,8 +141,7 @@ export async function startMetricsServer(o: MetricsServerOptions): Promise<Metri
     }
     if (req.url === '/health') {
       const h = o.health ? o.health() : { ok: true, detail: {} };
-      res.writeHead(h.ok ? 200 : 503, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify(h));
+      answer(res, h.ok ? 200 : 503, h);
       return;
     }
     res.writeHead(404);
@@ -127,7 +159,12 @@ export async function startMetricsServer(o: MetricsServerOptions): Promise<Metri
     removeDeadTargets(o.scrapeTargetsDir);
     targetFile = join(o.scrapeTargetsDir, `${o.service}-${process.pid}-${port}.json`);
     const tmp = `${targetFile}.tmp`;
-    writeFileSync(tmp, JSON.stringify([{ targets: [`${o.host}:${port}`], labels: { service: o.service } }]));
+    // Bound to every address: the local Prometheus scrapes it on loopback.
+    const scrapeHost = o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host;
+    writeFileSync(
+      tmp,
+      JSON.stringify([{ targets: [`${scrapeHost}:${port}`], labels: { service: o.service } }]),
+    );
     // Prometheus reads *.json: write then rename, so it never sees half a file.
     renameSync(tmp, targetFile);
   }

@@ -18,7 +18,9 @@
 import * as avro from 'avsc';
 import { COMPATIBILITY, SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import { RegistryUnavailableError, SchemaLookupError, type SchemaSource } from './codec';
-import { loadEndpoints } from './endpoints';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { request as httpRequest } from 'node:http';
+import { loadConnections, type HttpAuth } from './connections';
 import { schemaText } from '../schemas/contract';
 import type { RecordName } from '../schemas/generated/types';
 import { subjectOf, TOPIC_SPECS, type TopicName } from '../schemas/topics';
@@ -34,8 +36,17 @@ export interface RetryPolicy {
 export const DEFAULT_RETRY: RetryPolicy = { initialDelayMs: 100, maxDelayMs: 5_000, maxTotalMs: 60_000 };
 
 export interface RegistryOptions {
-  /** The Confluent-compatible API's base URL; loadEndpoints().registryUrl by default. */
+  /**
+   * The Confluent-compatible API's base URL, without credentials. Without it, the URL, the
+   * credentials and the CA all come from HOLDBACK_REGISTRY_* (connectors/connections.ts).
+   */
   readonly url?: string;
+  /** Basic (Confluent's USER_INFO) or bearer credentials. */
+  readonly auth?: HttpAuth;
+  /** The setting the credentials came from, named when the registry refuses them. */
+  readonly authSetting?: string;
+  /** PEM text of the CA bundle that signed an https registry. */
+  readonly ca?: string;
   /** Per request (default 5 s). */
   readonly requestTimeoutMs?: number;
   readonly retry?: Partial<RetryPolicy>;
@@ -75,6 +86,15 @@ export interface SubjectCheck extends CompatibilityReport {
 
 type Middleware = NonNullable<ConstructorParameters<typeof SchemaRegistry>[0]['middlewares']>[number];
 
+/** Adds a header to every request of the library (a bearer token: mappersmith's auth is basic only). */
+function headerMiddleware(name: string, value: string): Middleware {
+  return () => ({
+    async prepareRequest(next) {
+      return (await next()).enhance({ headers: { [name]: value } });
+    },
+  });
+}
+
 /** mappersmith (under the library) has no default timeout: a black-holed registry would hang forever. */
 function timeoutMiddleware(timeoutMs: number): Middleware {
   return () => ({
@@ -94,6 +114,19 @@ function libStatus(e: unknown): number | undefined {
   return e instanceof Error && e.name === 'ResponseError' && typeof status === 'number' ? status : undefined;
 }
 
+/** The registry refused our credentials (401/403): a setting to fix, not an outage to wait out. */
+export class RegistryAuthError extends Error {
+  override readonly name = 'RegistryAuthError';
+}
+
+/** The registry's TLS certificate is not trusted (or not its name's): a setting to fix, not an outage. */
+export class RegistryTlsError extends Error {
+  override readonly name = 'RegistryTlsError';
+}
+
+const TLS_FAILURE =
+  /self[- ]signed certificate|unable to (?:verify|get local issuer)|certificate (?:has expired|is not yet valid|signature failure)|Hostname\/IP does not match|ERR_TLS_|wrong version number|CERT_/i;
+
 /**
  * Whether an error means the registry did not answer, or answered that it cannot serve now.
  * mappersmith reports a request that got no HTTP answer (refused, reset, timed out) as status
@@ -101,7 +134,8 @@ function libStatus(e: unknown): number | undefined {
  * a registry's own 400 carries its JSON message instead.
  */
 function isOutage(e: unknown): boolean {
-  if (e instanceof RegistryUnavailableError) return true;
+  if (e instanceof RegistryAuthError || e instanceof RegistryTlsError) return false;
+  if (e instanceof RegistryUnavailableError) return !TLS_FAILURE.test(e.message);
   const status = libStatus(e);
   if (status === undefined) return false;
   return (
@@ -129,17 +163,76 @@ export class SchemaRegistryClient implements SchemaSource {
   private readonly retry: RetryPolicy;
   private readonly subjectFor: (topic: TopicName) => string;
 
+  private readonly auth: HttpAuth | undefined;
+  private readonly authSetting: string;
+  private readonly agent: HttpsAgent | undefined;
+
   constructor(opts: RegistryOptions = {}) {
-    this.url = (opts.url ?? loadEndpoints().registryUrl).replace(/\/+$/, '');
+    const c = opts.url === undefined ? loadConnections().registry : undefined;
+    this.url = (opts.url ?? c!.url).replace(/\/+$/, '');
+    this.auth = opts.auth ?? c?.auth;
+    this.authSetting = opts.authSetting ?? c?.authSetting ?? 'the registry credentials';
+    const ca = opts.ca ?? c?.ca;
+    this.agent = ca !== undefined ? new HttpsAgent({ ca, keepAlive: true }) : undefined;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 5_000;
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.subjectFor = opts.subjectFor ?? subjectOf;
+    const auth = this.auth;
     // Retries are ours (bounded, and none on the decode path), not the library's.
     this.lib = new SchemaRegistry({
       host: this.url,
       retry: { retries: 0 },
-      middlewares: [timeoutMiddleware(this.requestTimeoutMs)],
+      ...(auth?.kind === 'basic' && { auth: { username: auth.username, password: auth.password } }),
+      ...(this.agent && { agent: this.agent }),
+      middlewares: [
+        timeoutMiddleware(this.requestTimeoutMs),
+        ...(auth?.kind === 'bearer' ? [headerMiddleware('Authorization', `Bearer ${auth.token}`)] : []),
+        this.refusalMiddleware(),
+      ],
     });
+  }
+
+  /** The Authorization header of our own requests. */
+  private authorization(): Record<string, string> {
+    const a = this.auth;
+    if (!a) return {};
+    if (a.kind === 'bearer') return { Authorization: `Bearer ${a.token}` };
+    return { Authorization: `Basic ${Buffer.from(`${a.username}:${a.password}`).toString('base64')}` };
+  }
+
+  private refused(status: number, what: string): RegistryAuthError {
+    return new RegistryAuthError(
+      `${what}: the registry at ${this.url} answered ${status} ${status === 401 ? 'Unauthorized' : 'Forbidden'}: ` +
+        (this.auth
+          ? `it refuses ${this.authSetting}; check them`
+          : 'it needs credentials: set HOLDBACK_REGISTRY_BASIC_AUTH_USER_INFO or HOLDBACK_REGISTRY_BEARER_TOKEN (or _FILE)'),
+    );
+  }
+
+  /** Turns the library's 401/403 into RegistryAuthError and its TLS failures into RegistryTlsError. */
+  private refusalMiddleware(): Middleware {
+    return () => ({
+      response: async (next) => {
+        try {
+          return await next();
+        } catch (e) {
+          const status = (e as { status?: unknown } | null)?.status;
+          const code = typeof status === 'function' ? (status as () => unknown).call(e) : status;
+          if (code === 401 || code === 403) throw this.refused(code, 'the registry');
+          throw e;
+        }
+      },
+    });
+  }
+
+  private tlsFailure(what: string, e: unknown): RegistryTlsError {
+    return new RegistryTlsError(
+      `${what}: the registry's TLS certificate at ${this.url} is not trusted: ${message(e)}. ` +
+        (this.agent
+          ? 'Check HOLDBACK_REGISTRY_SSL_CA_LOCATION: it must hold the CA that signed the registry'
+          : "Set HOLDBACK_REGISTRY_SSL_CA_LOCATION to the CA that signed the registry's certificate"),
+      { cause: e },
+    );
   }
 
   /** SchemaSource: one attempt; the caller retries a RegistryUnavailableError. */
@@ -308,28 +401,59 @@ export class SchemaRegistryClient implements SchemaSource {
     body?: unknown,
   ): Promise<{ status: number; body: unknown }> {
     const what = `${method} ${this.url}${path}`;
+    let res: { status: number; text: string };
     try {
-      const res = await fetch(this.url + path, {
-        method,
-        headers: { 'Content-Type': CONTENT_TYPE, Accept: `${CONTENT_TYPE}, application/json` },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.requestTimeoutMs),
-      });
-      const text = await res.text();
-      let parsed: unknown = text;
-      try {
-        parsed = text === '' ? undefined : JSON.parse(text);
-      } catch {
-        // Not JSON: keep the text for the message.
-      }
-      if (res.status >= 500 || res.status === 408 || res.status === 429) {
-        throw new RegistryUnavailableError(`${what}: HTTP ${res.status} ${JSON.stringify(parsed)}`);
-      }
-      return { status: res.status, body: parsed };
+      res = await this.send(method, this.url + path, body === undefined ? undefined : JSON.stringify(body));
     } catch (e) {
-      const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}` : '';
-      throw asUnavailable(what, e instanceof TypeError ? new Error(`${e.message}${cause}`) : e);
+      if (TLS_FAILURE.test(message(e))) throw this.tlsFailure(what, e);
+      throw asUnavailable(what, e);
     }
+    let parsed: unknown = res.text;
+    try {
+      parsed = res.text === '' ? undefined : JSON.parse(res.text);
+    } catch {
+      // Not JSON: keep the text for the message.
+    }
+    if (res.status === 401 || res.status === 403) throw this.refused(res.status, what);
+    if (res.status >= 500 || res.status === 408 || res.status === 429) {
+      throw new RegistryUnavailableError(`${what}: HTTP ${res.status} ${JSON.stringify(parsed)}`);
+    }
+    return { status: res.status, body: parsed };
+  }
+
+  /** node's http(s).request: it takes the CA bundle (global fetch cannot without undici's Agent). */
+  private send(
+    method: string,
+    url: string,
+    body: string | undefined,
+  ): Promise<{ status: number; text: string }> {
+    return new Promise((resolve, reject) => {
+      const u = new URL(url);
+      const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(
+        u,
+        {
+          method,
+          ...(this.agent && { agent: this.agent }),
+          headers: {
+            'Content-Type': CONTENT_TYPE,
+            Accept: `${CONTENT_TYPE}, application/json`,
+            ...this.authorization(),
+          },
+          timeout: this.requestTimeoutMs,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+          );
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.requestTimeoutMs} ms`)));
+      req.on('error', reject);
+      req.end(body);
+    });
   }
 
   /** Runs `fn` until it succeeds, retrying outages with exponential backoff for at most maxTotalMs. */
@@ -340,6 +464,7 @@ export class SchemaRegistryClient implements SchemaSource {
       try {
         return await fn();
       } catch (e) {
+        if (!(e instanceof RegistryTlsError) && TLS_FAILURE.test(message(e))) throw this.tlsFailure(what, e);
         if (!isOutage(e)) throw e;
         const elapsed = Date.now() - started;
         if (elapsed + delay > this.retry.maxTotalMs) {

@@ -61,8 +61,8 @@ export const RUN_OPTIONS = z
     internalReplicationFactor: z.coerce.number().int().min(1).max(32).optional(),
     /** The changelog's min.insync.replicas, created and checked likewise. Default min(2, its replication factor). */
     internalMinInsyncReplicas: z.coerce.number().int().min(1).max(32).optional(),
-    /** /metrics and /health port; 0 picks a free one (Prometheus finds it through file_sd). */
-    metricsPort: z.coerce.number().int().min(0).max(65535).default(0),
+    /** /metrics, /health, /live, /ready port; 0 picks a free one (Prometheus finds it through file_sd). Default HOLDBACK_METRICS_PORT, else 0. */
+    metricsPort: z.coerce.number().int().min(0).max(65535).optional(),
     /** Consumer group and transactional-id prefix; default holdback-<processor>. */
     applicationId: z
       .string()

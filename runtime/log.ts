@@ -1,10 +1,15 @@
-/** JSON-lines logging to stderr: one object per line, never secrets or payloads. */
+/**
+ * JSON-lines logging to stderr: one object per line, never secrets or payloads. Each line passes
+ * through `redact` (connectors/secrets.ts): a secret that reached a field by mistake (a library's
+ * error message, say) is masked.
+ */
+import { redact } from '../connectors/secrets';
 import type { Logger } from './kafka-runtime';
 
 export function jsonLogger(fields: Record<string, unknown>): Logger {
   const write = (level: string, msg: string, extra?: Record<string, unknown>): void => {
     process.stderr.write(
-      `${JSON.stringify({ t: new Date().toISOString(), level, msg, ...fields, ...extra })}\n`,
+      `${redact(JSON.stringify({ t: new Date().toISOString(), level, msg, ...fields, ...extra }))}\n`,
     );
   };
   return {

@@ -159,8 +159,11 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 /**
- * librdkafka settings for the kafkajs-style `KafkaConfig` the runtime options carry (brokers,
- * client id, TLS on/off, SASL PLAIN/SCRAM). Anything else is refused rather than dropped.
+ * librdkafka settings for the kafkajs-style `KafkaConfig` the runtime options carry
+ * (connectors/kafka-client.ts builds it from HOLDBACK_KAFKA_*): brokers, client id, TLS with a CA
+ * bundle and a client certificate (as PEM text: ssl.ca.pem, ssl.certificate.pem, ssl.key.pem),
+ * SASL PLAIN, SCRAM and OAUTHBEARER (its token is set on each client: `oauthToken`). Anything
+ * else is refused rather than dropped: the two transports must connect alike.
  */
 export function rdkafkaClientConfig(kafka: KafkaConfig): Record<string, string | number | boolean> {
   if (!Array.isArray(kafka.brokers) || kafka.brokers.length === 0) {
@@ -173,22 +176,83 @@ export function rdkafkaClientConfig(kafka: KafkaConfig): Record<string, string |
   if (kafka.connectionTimeout !== undefined)
     conf['socket.connection.setup.timeout.ms'] = kafka.connectionTimeout;
   if (kafka.ssl !== undefined && kafka.ssl !== false && kafka.ssl !== true) {
-    throw new Error(
-      'the rdkafka transport takes ssl: true only (librdkafka reads certificates from ssl.* files)',
-    );
+    const { ca, cert, key, passphrase, ...rest } = kafka.ssl;
+    const unsupported = Object.keys(rest);
+    if (unsupported.length > 0)
+      throw new Error(`the rdkafka transport cannot honour the TLS option(s) ${unsupported.join(', ')}`);
+    const pem = (v: unknown, what: string): string => {
+      const list = Array.isArray(v) ? v : [v];
+      if (!list.every((x) => typeof x === 'string' || Buffer.isBuffer(x)))
+        throw new Error(`the rdkafka transport takes the TLS ${what} as PEM text`);
+      return list.map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : (x as string))).join('\n');
+    };
+    if (ca !== undefined) conf['ssl.ca.pem'] = pem(ca, 'CA');
+    if (cert !== undefined) conf['ssl.certificate.pem'] = pem(cert, 'certificate');
+    if (key !== undefined) conf['ssl.key.pem'] = pem(key, 'key');
+    if (passphrase !== undefined) conf['ssl.key.password'] = passphrase;
   }
   const sasl = kafka.sasl;
   if (sasl) {
     const mechanism = sasl.mechanism.toLowerCase();
-    if (!['plain', 'scram-sha-256', 'scram-sha-512'].includes(mechanism) || !('username' in sasl)) {
+    if (mechanism === 'oauthbearer') {
+      conf['sasl.mechanisms'] = 'OAUTHBEARER';
+    } else if (['plain', 'scram-sha-256', 'scram-sha-512'].includes(mechanism) && 'username' in sasl) {
+      conf['sasl.mechanisms'] = mechanism.toUpperCase();
+      conf['sasl.username'] = (sasl as { username: string }).username;
+      conf['sasl.password'] = (sasl as { password: string }).password;
+    } else {
       throw new Error(`the rdkafka transport does not support SASL mechanism ${sasl.mechanism}`);
     }
-    conf['sasl.mechanisms'] = mechanism.toUpperCase();
-    conf['sasl.username'] = (sasl as { username: string }).username;
-    conf['sasl.password'] = (sasl as { password: string }).password;
   }
   conf['security.protocol'] = `${sasl ? 'sasl_' : ''}${kafka.ssl ? 'ssl' : 'plaintext'}`;
   return conf;
+}
+
+/** The clients that took an OAUTHBEARER token, to be given a fresh one every minute. */
+const tokenHolders = new Set<WeakRef<{ setOauthBearerToken(token: string): unknown }>>();
+let tokenRefresh: { timer: NodeJS.Timeout; token: () => Promise<string> } | undefined;
+const TOKEN_REFRESH_MS = 60_000;
+
+/** Gives a client the OAUTHBEARER token before it connects (no-op without one). */
+async function authorize(
+  client: { setOauthBearerToken(token: string): unknown },
+  token: (() => Promise<string>) | undefined,
+): Promise<void> {
+  if (!token) return;
+  client.setOauthBearerToken(await token());
+  tokenHolders.add(new WeakRef(client));
+  if (!tokenRefresh) {
+    const timer = setInterval(() => {
+      void token().then(
+        (fresh) => {
+          for (const ref of tokenHolders) {
+            const c = ref.deref();
+            if (!c) tokenHolders.delete(ref);
+            else
+              try {
+                c.setOauthBearerToken(fresh);
+              } catch {
+                tokenHolders.delete(ref); // disconnected
+              }
+          }
+        },
+        () => undefined, // the next minute tries again; the current token stays
+      );
+    }, TOKEN_REFRESH_MS);
+    timer.unref();
+    tokenRefresh = { timer, token };
+  }
+}
+
+/**
+ * The OAUTHBEARER token getter of a KafkaConfig, if it uses one. node-rdkafka has no refresh
+ * callback: each client is given the token before it connects, and again by `refreshTokens`.
+ */
+export function oauthToken(kafka: KafkaConfig): (() => Promise<string>) | undefined {
+  const sasl = kafka.sasl;
+  if (!sasl || sasl.mechanism.toLowerCase() !== 'oauthbearer') return undefined;
+  const provider = (sasl as { oauthBearerProvider: () => Promise<{ value: string }> }).oauthBearerProvider;
+  return async () => (await provider()).value;
 }
 
 /**
@@ -241,9 +305,13 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
   private prober: KafkaConsumer | undefined;
   private loopDone: Promise<void> = Promise.resolve();
 
+  /** OAUTHBEARER only: a fresh token, given to every client before it connects and again every minute. */
+  private readonly token: (() => Promise<string>) | undefined;
+
   constructor(o: RuntimeOptions<S>) {
     super(o);
     this.base = rdkafkaClientConfig(o.kafka);
+    this.token = oauthToken(o.kafka);
   }
 
   protected engineRunning(): boolean {
@@ -321,6 +389,7 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     consumer.setDefaultConsumeTimeout(100);
     this.consumer = consumer;
     try {
+      await authorize(consumer, this.token);
       await new Promise<void>((resolve, reject) =>
         consumer.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())),
       );
@@ -367,6 +436,7 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
       },
       {},
     );
+    await authorize(prober, this.token);
     await new Promise<void>((resolve, reject) =>
       prober.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())),
     );
@@ -625,6 +695,7 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
       fatal.saw(err);
       this.o.log.warn('producer error', { partition, error: describe(err) });
     });
+    await authorize(producer, this.token);
     await new Promise<void>((resolve, reject) =>
       producer.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())),
     );
@@ -671,6 +742,7 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
       },
       {},
     );
+    await authorize(reader, this.token);
     await new Promise<void>((resolve, reject) =>
       reader.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())),
     );
@@ -925,6 +997,7 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
 
   private async withMetadataClient<T>(fn: (metadata: () => Promise<Metadata>) => Promise<T>): Promise<T> {
     const client = new Producer({ ...this.base, 'client.id': `${String(this.base['client.id'])}-admin` });
+    await authorize(client, this.token);
     await new Promise<void>((resolve, reject) =>
       client.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())),
     );
@@ -960,10 +1033,10 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
     replicationFactor: number,
     config: Record<string, string>,
   ): Promise<void> {
-    const admin = AdminClient.create({
-      ...this.base,
-      'client.id': `${String(this.base['client.id'])}-admin`,
-    });
+    const admin = AdminClient.create(
+      { ...this.base, 'client.id': `${String(this.base['client.id'])}-admin` },
+      this.token ? await this.token() : undefined,
+    );
     try {
       await call((cb) =>
         admin.createTopic(
@@ -1024,6 +1097,7 @@ export async function openWatermarkClient(kafka: KafkaConfig): Promise<{
     },
     {},
   );
+  await authorize(client, oauthToken(kafka));
   await new Promise<void>((resolve, reject) =>
     client.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())),
   );

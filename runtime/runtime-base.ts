@@ -46,6 +46,13 @@ import {
   type SourceRecord,
 } from './task';
 
+/**
+ * How long the runtime's lock may stay held before /live reports the process wedged. Every
+ * librdkafka and kafkajs call under it has its own shorter deadline (within(), 30 s at most), and
+ * a commit or a restore step takes seconds, so five minutes means nothing is moving.
+ */
+export const LIVENESS_LOCK_MS = 5 * 60_000;
+
 export type Guarantee = 'exactly_once' | 'at_least_once';
 
 export interface RuntimeCodec {
@@ -488,12 +495,32 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
   }
 
   /**
-   * Readiness (/ready): the engine runs, every task it owns is restored and none is stopped. A
-   * load balancer or an orchestrator routes by it; /health also says why.
+   * Readiness (/ready): the engine runs, every task it owns is restored and none is stopped, and
+   * progress is within bounds. A load balancer or an orchestrator routes by it; /health says why.
    */
   ready(): boolean {
     const tasks = [...this.tasks.values()];
-    return !this.stopping && this.engineRunning() && tasks.every((h) => h.isReady && !h.stoppedBy);
+    return (
+      !this.stopping &&
+      this.engineRunning() &&
+      !this.stalled(this.o.clock()) &&
+      tasks.every((h) => h.isReady && !h.stoppedBy)
+    );
+  }
+
+  /**
+   * Liveness (/live): whether restarting the process could help. Only a work loop wedged under
+   * its lock (LIVENESS_LOCK_MS) says so. A stopped partition (an operator's decision waits), a
+   * broker outage or a rebalance is not: a restart would come back to the same, in a loop.
+   */
+  live(): { ok: boolean; detail: Record<string, unknown> } {
+    const lockHeldMs = this.lock.heldForMs();
+    return { ok: lockHeldMs < LIVENESS_LOCK_MS, detail: { lockHeldMs } };
+  }
+
+  /** No progress for longer than a rebalance could explain. */
+  private stalled(now: number): boolean {
+    return now - this.progressAt > Math.max(30_000, this.o.sessionTimeoutMs * 2);
   }
 
   /**
@@ -553,7 +580,7 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
 
   health(): { ok: boolean; detail: Record<string, unknown> } {
     const now = this.o.clock();
-    const stalled = now - this.progressAt > Math.max(30_000, this.o.sessionTimeoutMs * 2);
+    const stalled = this.stalled(now);
     const stopped = [...this.tasks.values()].filter((h) => h.stoppedBy);
     return {
       ok: !this.stopping && !stalled && stopped.length === 0 && this.engineRunning(),

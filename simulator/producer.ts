@@ -18,7 +18,8 @@
  */
 import { Kafka, logLevel, Partitioners, type Message, type Producer } from 'kafkajs';
 import { Codec } from '../connectors/codec';
-import { loadEndpoints, type Endpoints } from '../connectors/endpoints';
+import { loadConnections, registryOptions, type Connections } from '../connectors/connections';
+import { kafkajsConfig } from '../connectors/kafka-client';
 import { clusterReplication, createTopicsReady } from '../connectors/kafka-admin';
 import { whileRetriable } from '../connectors/kafka-read';
 import { keyPartitioner, sendEveryPartition } from '../connectors/kafka-send';
@@ -84,8 +85,8 @@ export interface SimulateHooks {
   onProgress?: (p: SimulationProgress) => void;
   progressIntervalMs?: number;
   signal?: AbortSignal;
-  /** Connection settings; loadEndpoints() by default. */
-  endpoints?: Endpoints;
+  /** Connection settings; loadConnections() (HOLDBACK_*) by default. */
+  connections?: Connections;
 }
 
 /**
@@ -99,13 +100,12 @@ const MAX_SLEEP_MS = 100;
 
 export async function simulate(input: SimulateInput, hooks: SimulateHooks = {}): Promise<SimulationSummary> {
   const options = resolveOptions(input, Date.now());
-  const endpoints = hooks.endpoints ?? loadEndpoints();
-  const kafka = new Kafka({
-    clientId: 'holdback-simulate',
-    brokers: endpoints.kafkaBrokers,
-    logLevel: logLevel.NOTHING,
-  });
-  const registry = new SchemaRegistryClient({ url: endpoints.registryUrl });
+  const connections = hooks.connections ?? loadConnections();
+  const endpoints = connections.endpoints;
+  const kafka = new Kafka(
+    kafkajsConfig(connections.kafka, 'holdback-simulate', { logLevel: logLevel.NOTHING }),
+  );
+  const registry = new SchemaRegistryClient(registryOptions(connections.registry));
   const schemaIds = await schemaIdsOf(registry);
   const codec = new Codec({ source: registry, schemaIds });
   const partitions = await ensureInputTopics(kafka, options.topicPrefix, endpoints.partitions);

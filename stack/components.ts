@@ -5,6 +5,9 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { clusterReplication, createTopicsReady } from '../connectors/kafka-admin';
 import { Kafka, logLevel } from 'kafkajs';
 import {
@@ -24,6 +27,7 @@ import {
   kafkaMajor,
 } from './install';
 import { sleep, type Launch } from './proc';
+import { readSecretFile, REGISTRY_JWT, SECURE_USERS, securePaths } from './secure';
 import { REPO_ROOT, runDir } from './paths';
 
 type Log = (line: string) => void;
@@ -43,22 +47,82 @@ export interface Component {
   afterStart?(e: Endpoints, log: Log): Promise<void>;
 }
 
-async function httpOk(url: string, init?: RequestInit): Promise<boolean> {
+/**
+ * One HTTP(S) request of the stack's own (health checks, set-up), with the secure stack's CA and
+ * credentials when it has them: node:https takes a CA, global fetch does not.
+ */
+function stackRequest(
+  url: string,
+  o: { method?: string; body?: string; headers?: Record<string, string>; ca?: string } = {},
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(
+      u,
+      {
+        method: o.method ?? 'GET',
+        headers: o.headers,
+        timeout: 2000,
+        ...(o.ca !== undefined && { ca: o.ca }),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('no answer within 2 s')));
+    req.on('error', reject);
+    req.end(o.body);
+  });
+}
+
+async function httpOk(url: string, o: Parameters<typeof stackRequest>[1] = {}): Promise<boolean> {
   try {
-    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(2000) });
-    return res.ok;
+    const res = await stackRequest(url, o);
+    return res.status >= 200 && res.status < 300;
   } catch {
     return false;
   }
 }
 
+/** The secure stack's CA (PEM) and the Authorization header of its `holdback` user at a service. */
+function secureAccess(
+  e: Endpoints,
+  service: 'registry' | 'clickhouse',
+): { ca?: string; headers: Record<string, string> } {
+  if (!e.secure) return { headers: {} };
+  const p = securePaths();
+  const userInfo =
+    service === 'registry'
+      ? readSecretFile(p.registryUserInfo)
+      : `${SECURE_USERS.client}:${readSecretFile(p.clickhousePassword)}`;
+  return {
+    ca: readFileSync(p.ca, 'utf8'),
+    headers: { Authorization: `Basic ${Buffer.from(userInfo).toString('base64')}` },
+  };
+}
+
 function kafkaClient(e: Endpoints, brokers: string[] = e.kafkaBrokers): Kafka {
+  const p = e.secure ? securePaths() : undefined;
   return new Kafka({
     clientId: 'holdback-stack',
     brokers,
     logLevel: logLevel.NOTHING,
     connectionTimeout: 2000,
     retry: { retries: 2 },
+    // The secure stack's own set-up and health checks log in as the inter-broker admin.
+    ...(p && {
+      ssl: { ca: [readFileSync(p.ca, 'utf8')] },
+      sasl: {
+        mechanism: 'scram-sha-512' as const,
+        username: SECURE_USERS.kafkaAdmin,
+        password: readSecretFile(p.kafkaAdminPassword),
+      },
+    }),
   });
 }
 
@@ -67,6 +131,8 @@ interface ClusterRecord {
   clusterId: string;
   version: KafkaVersion;
   nodes: number;
+  /** Formatted for the secure stack (SCRAM users, TLS listeners); absent: plain. */
+  secure?: boolean;
 }
 
 const clusterFile = (): string => join(runDir('kafka'), 'cluster.json');
@@ -89,6 +155,13 @@ export function recordedCluster(): ClusterRecord | undefined {
 export function checkCluster(e: Endpoints): ClusterRecord | undefined {
   const have = recordedCluster();
   if (!have) return undefined;
+  if ((have.secure ?? false) !== e.secure) {
+    throw new InstallError(
+      `the Kafka data in ${runDir('kafka')} is a ${have.secure ? 'secure' : 'plain'} cluster, but a ` +
+        `${e.secure ? 'secure' : 'plain'} one was asked for (--secure, HOLDBACK_STACK_SECURE). Ask for the ` +
+        'same again, or delete its topics and data with `holdback stack down --purge` first.',
+    );
+  }
   const want = { version: e.kafkaVersion, nodes: e.kafkaNodes.length };
   if (have.version === want.version && have.nodes === want.nodes) return have;
   // Kafka upgrades KRaft data from 3.x in place (its metadata.version stays until raised).
@@ -115,7 +188,7 @@ function clusterFor(e: Endpoints, java: string, cp: string): ClusterRecord {
   if (id.status !== 0 || !/^[A-Za-z0-9_-]{22}$/.test(clusterId)) {
     throw new InstallError(`kafka-storage random-uuid failed: ${id.stderr}`);
   }
-  const record = { clusterId, ...want };
+  const record = { clusterId, ...want, ...(e.secure && { secure: true }) };
   mkdirSync(runDir('kafka'), { recursive: true });
   writeFileSync(clusterFile(), `${JSON.stringify(record, null, 2)}\n`);
   return record;
@@ -170,6 +243,7 @@ export function serverProperties(e: Endpoints, node: KafkaNode, data: string): s
   const voters = e.kafkaNodes.map((n) => `${n.id}@${e.host}:${n.controllerPort}`).join(',');
   // HOLDBACK_KAFKA_PROXIED_PORT: a listener reached through a fault proxy (network-fault tests).
   const proxied = node.proxied;
+  if (e.secure) return secureServerProperties(e, node, data, voters, rf, minIsr);
   return [
     `# Written by \`holdback stack up\`: node ${node.id} of a ${nodes}-node Kafka ${e.kafkaVersion} in KRaft mode (broker + controller).`,
     'process.roles=broker,controller',
@@ -183,6 +257,14 @@ export function serverProperties(e: Endpoints, node: KafkaNode, data: string): s
     'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT' +
       (proxied ? ',PROXIED:PLAINTEXT' : ''),
     'inter.broker.listener.name=PLAINTEXT',
+    ...commonServerProperties(e, data, rf, minIsr),
+    '',
+  ].join('\n');
+}
+
+/** The settings every node shares whatever its listeners: storage, replication, topics. */
+function commonServerProperties(e: Endpoints, data: string, rf: number, minIsr: number): string[] {
+  return [
     `log.dirs=${data}`,
     `num.partitions=${e.partitions}`,
     `# Replication factor ${rf} and min ISR ${minIsr} (one node: 1 everywhere, or transactions never start).`,
@@ -198,8 +280,63 @@ export function serverProperties(e: Endpoints, node: KafkaNode, data: string): s
     '# Small segments keep compaction of changelogs and compacted outputs visible on a dev box.',
     'log.segment.bytes=67108864',
     'log.retention.hours=168',
+  ];
+}
+
+/**
+ * The secure stack's broker: clients on SASL_SSL (SCRAM-SHA-256/512, and OAUTHBEARER with Kafka's
+ * development validator, which accepts unsigned tokens: production configures the identity
+ * provider's JWKS instead) and on SSL with a required client certificate (mTLS); brokers among
+ * themselves on SASL_SSL as `admin`. The KRaft controller listener stays plaintext on loopback.
+ * The file holds the admin password: it is written mode 0600.
+ */
+export function secureServerProperties(
+  e: Endpoints,
+  node: KafkaNode,
+  data: string,
+  voters: string,
+  rf: number,
+  minIsr: number,
+): string {
+  const p = securePaths();
+  const admin = readSecretFile(p.kafkaAdminPassword);
+  const scram = 'org.apache.kafka.common.security.scram.ScramLoginModule required';
+  return [
+    `# Written by \`holdback stack up --secure\`: node ${node.id} of a ${e.kafkaNodes.length}-node Kafka ${e.kafkaVersion}, secured.`,
+    'process.roles=broker,controller',
+    `node.id=${node.id}`,
+    `controller.quorum.voters=${voters}`,
+    `listeners=SASL_SSL://${e.host}:${node.port},SSL://${e.host}:${node.mtlsPort},CONTROLLER://${e.host}:${node.controllerPort}`,
+    `advertised.listeners=SASL_SSL://${e.host}:${node.port},SSL://${e.host}:${node.mtlsPort}`,
+    'controller.listener.names=CONTROLLER',
+    'listener.security.protocol.map=SASL_SSL:SASL_SSL,SSL:SSL,CONTROLLER:PLAINTEXT',
+    'inter.broker.listener.name=SASL_SSL',
+    'sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER',
+    'sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512',
+    `listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=${scram} username="${SECURE_USERS.kafkaAdmin}" password="${admin}";`,
+    `listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=${scram};`,
+    'listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;',
+    'ssl.keystore.type=PEM',
+    `ssl.keystore.location=${p.serverKeystore}`,
+    'ssl.truststore.type=PEM',
+    `ssl.truststore.location=${p.ca}`,
+    'listener.name.ssl.ssl.client.auth=required',
+    ...commonServerProperties(e, data, rf, minIsr),
     '',
   ].join('\n');
+}
+
+/** The SCRAM users a secure node is formatted with (KRaft stores them in its metadata). */
+function scramUsers(e: Endpoints): string[] {
+  if (!e.secure) return [];
+  const p = securePaths();
+  const admin = readSecretFile(p.kafkaAdminPassword);
+  const client = readSecretFile(p.kafkaPassword);
+  return [
+    `SCRAM-SHA-512=[name=${SECURE_USERS.kafkaAdmin},password=${admin}]`,
+    `SCRAM-SHA-256=[name=${SECURE_USERS.client},password=${client}]`,
+    `SCRAM-SHA-512=[name=${SECURE_USERS.client},password=${client}]`,
+  ].flatMap((u) => ['--add-scram', u]);
 }
 
 function kafkaNode(node: KafkaNode): Component {
@@ -237,7 +374,7 @@ function kafkaNode(node: KafkaNode): Component {
       const data = join(dir, 'data');
       mkdirSync(data, { recursive: true });
       const props = join(dir, 'server.properties');
-      writeFileSync(props, serverProperties(e, node, data));
+      writeFileSync(props, serverProperties(e, node, data), { mode: 0o600 });
       const logConfig = writeLogConfig(dir, e.kafkaVersion);
       if (!existsSync(join(data, 'meta.properties'))) {
         log(`${name}: formatting Kafka ${e.kafkaVersion} storage in ${data}`);
@@ -254,11 +391,12 @@ function kafkaNode(node: KafkaNode): Component {
             '-c',
             props,
             '-g',
+            ...scramUsers(e),
           ],
           { encoding: 'utf8' },
         );
-        if (fmt.status !== 0)
-          throw new InstallError(`kafka-storage format failed: ${fmt.stderr}${fmt.stdout}`);
+        // Its output is not printed on success: with SCRAM users it lists their salted keys.
+        if (fmt.status !== 0) throw new InstallError(`kafka-storage format failed: ${fmt.stderr}`);
       }
       return {
         component: name,
@@ -388,6 +526,10 @@ const registry: Component = {
     const java = findJava(21);
     const dir = runDir('registry');
     mkdirSync(dir, { recursive: true });
+    // Quarkus reads <cwd>/config/application.properties: the secure settings go there, not on
+    // the command line where `ps` would show them.
+    mkdirSync(join(dir, 'config'), { recursive: true });
+    writeFileSync(join(dir, 'config', 'application.properties'), registrySecurity(e), { mode: 0o600 });
     return {
       component: 'registry',
       command: java,
@@ -396,7 +538,7 @@ const registry: Component = {
         '-Xms128m',
         '-Xmx512m',
         `-Dquarkus.http.host=${e.host}`,
-        `-Dquarkus.http.port=${e.registryPort}`,
+        `-Dquarkus.http.${e.secure ? 'ssl-port' : 'port'}=${e.registryPort}`,
         `-Dquarkus.management.host=${e.host}`,
         `-Dquarkus.management.port=${e.registryManagementPort}`,
         // Schemas survive restarts (ids must keep meaning what Kafka's records were written with).
@@ -411,22 +553,56 @@ const registry: Component = {
       ],
     };
   },
-  healthy: (e) => httpOk(`${e.registryUrl}/subjects`),
+  healthy: (e) => httpOk(`${e.registryUrl}/subjects`, secureAccess(e, 'registry')),
   async afterStart(e) {
     // Confluent's registry defaults to BACKWARD; Apicurio's ccompat API defaults to NONE.
-    const res = await fetch(`${e.registryUrl}/config`, {
+    const access = secureAccess(e, 'registry');
+    const res = await stackRequest(`${e.registryUrl}/config`, {
       method: 'PUT',
-      headers: { 'Content-Type': 'application/vnd.schemaregistry.v1+json' },
+      ca: access.ca,
+      headers: { ...access.headers, 'Content-Type': 'application/vnd.schemaregistry.v1+json' },
       body: JSON.stringify({ compatibility: 'BACKWARD' }),
     });
-    if (!res.ok)
-      throw new Error(`registry refused the default compatibility: ${res.status} ${await res.text()}`);
+    if (res.status !== 200)
+      throw new Error(`registry refused the default compatibility: ${res.status} ${res.text}`);
   },
 };
 
+/**
+ * The registry's security (Apicurio 3 on Quarkus): none on the plain stack. Secured: HTTPS only,
+ * with the stack's certificate; HTTP basic auth against one embedded user (`holdback`, its
+ * password stored as Quarkus's digest, never in clear); and bearer JWTs signed by the stack's
+ * key (checked with its public key, issuer and audience, no identity server needed).
+ */
+export function registrySecurity(e: Endpoints): string {
+  if (!e.secure) return '# Written by `holdback stack up`: the plain stack has no registry security.\n';
+  const p = securePaths();
+  const [user, password] = ((s) => [s.slice(0, s.indexOf(':')), s.slice(s.indexOf(':') + 1)])(
+    readSecretFile(p.registryUserInfo),
+  );
+  const digest = createHash('sha256').update(`${user}:Quarkus:${password}`).digest('hex');
+  const publicKey = readFileSync(p.registryJwtPublicKey, 'utf8').replace(/-----[^-]+-----|\s/g, '');
+  return [
+    '# Written by `holdback stack up --secure`.',
+    'quarkus.http.insecure-requests=disabled',
+    `quarkus.http.ssl.certificate.files=${p.serverCert}`,
+    `quarkus.http.ssl.certificate.key-files=${p.serverKey}`,
+    'quarkus.http.auth.basic=true',
+    'quarkus.security.users.embedded.algorithm=digest-sha-256',
+    `quarkus.security.users.embedded.users.${user}=${digest}`,
+    `quarkus.security.users.embedded.roles.${user}=sr-admin`,
+    'quarkus.oidc.tenant-enabled=true',
+    `quarkus.oidc.public-key=${publicKey}`,
+    `quarkus.oidc.token.issuer=${REGISTRY_JWT.issuer}`,
+    `quarkus.oidc.token.audience=${REGISTRY_JWT.audience}`,
+    '',
+  ].join('\n');
+}
+
 const clickhouse: Component = {
   name: 'clickhouse',
-  address: (e) => `${e.clickhouseUrl} (HTTP), ${e.host}:${e.clickhouseTcpPort} (native)`,
+  address: (e) =>
+    `${e.clickhouseUrl} (${e.secure ? 'HTTPS' : 'HTTP'}), ${e.host}:${e.clickhouseTcpPort} (native${e.secure ? ', TLS' : ''})`,
   ports: (e) => [
     ['HOLDBACK_CLICKHOUSE_HTTP_PORT', e.clickhouseHttpPort],
     ['HOLDBACK_CLICKHOUSE_TCP_PORT', e.clickhouseTcpPort],
@@ -437,19 +613,25 @@ const clickhouse: Component = {
     const dir = runDir('clickhouse');
     for (const sub of ['data', 'tmp', 'user_files', 'format_schemas'])
       mkdirSync(join(dir, sub), { recursive: true });
+    // Secured: one user, holdback, with a password (stored as its SHA-256), and no `default` user
+    // at all, so a request without credentials fails ("Unknown user default").
+    const user = e.secure
+      ? `<${SECURE_USERS.client}>
+      <password_sha256_hex>${createHash('sha256').update(readSecretFile(securePaths().clickhousePassword)).digest('hex')}</password_sha256_hex>`
+      : `<default>
+      <password></password>`;
     writeFileSync(
       join(dir, 'users.xml'),
       `<?xml version="1.0"?>
-<!-- Written by holdback stack up: one passwordless user reachable only from loopback. -->
+<!-- Written by holdback stack up: ${e.secure ? 'one user with a password' : 'one passwordless user'}, reachable only from loopback. -->
 <yandex>
   <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
   <users>
-    <default>
-      <password></password>
+    ${user}
       <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
       <profile>default</profile>
       <quota>default</quota>
-    </default>
+    </${e.secure ? SECURE_USERS.client : 'default'}>
   </users>
   <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
 </yandex>
@@ -469,8 +651,7 @@ const clickhouse: Component = {
     <count>2</count>
   </logger>
   <listen_host>${e.host}</listen_host>
-  <http_port>${e.clickhouseHttpPort}</http_port>
-  <tcp_port>${e.clickhouseTcpPort}</tcp_port>
+${e.secure ? clickhouseTls(e) : `  <http_port>${e.clickhouseHttpPort}</http_port>\n  <tcp_port>${e.clickhouseTcpPort}</tcp_port>`}
   <path>${join(dir, 'data')}/</path>
   <tmp_path>${join(dir, 'tmp')}/</tmp_path>
   <user_files_path>${join(dir, 'user_files')}/</user_files_path>
@@ -487,8 +668,30 @@ const clickhouse: Component = {
     );
     return { component: 'clickhouse', command: 'clickhouse-server', args: [`--config-file=${config}`] };
   },
-  healthy: (e) => httpOk(`${e.clickhouseUrl}/ping`),
+  // Secured, /ping would answer without credentials: ask a query, which needs them.
+  healthy: (e) =>
+    e.secure
+      ? httpOk(`${e.clickhouseUrl}/?query=SELECT%201`, secureAccess(e, 'clickhouse'))
+      : httpOk(`${e.clickhouseUrl}/ping`),
 };
+
+/** ClickHouse 18.16 over TLS only: HTTPS and the secure native port, TLS 1.2 and later. */
+function clickhouseTls(e: Endpoints): string {
+  const p = securePaths();
+  return `  <https_port>${e.clickhouseHttpPort}</https_port>
+  <tcp_port_secure>${e.clickhouseTcpPort}</tcp_port_secure>
+  <openSSL>
+    <server>
+      <certificateFile>${p.serverCert}</certificateFile>
+      <privateKeyFile>${p.serverKey}</privateKeyFile>
+      <verificationMode>none</verificationMode>
+      <loadDefaultCAFile>false</loadDefaultCAFile>
+      <cacheSessions>true</cacheSessions>
+      <disableProtocols>sslv2,sslv3,tlsv1,tlsv1_1</disableProtocols>
+      <preferServerCiphers>true</preferServerCiphers>
+    </server>
+  </openSSL>`;
+}
 
 /** Where Holdback's processes announce their /metrics endpoints for Prometheus (file_sd). */
 export function scrapeTargetsDir(): string {
@@ -548,6 +751,8 @@ export function localPrometheusConfig(e: Endpoints): string {
     `        - targets: ['${e.host}:${e.alertmanagerPort}']`,
     'scrape_configs:',
     '  - job_name: holdback',
+    // Secured, the processes' /metrics need the bearer token (HOLDBACK_METRICS_TOKEN_FILE).
+    ...(e.secure ? ['    authorization:', `      credentials_file: ${securePaths().metricsToken}`] : []),
     '    file_sd_configs:',
     `      - files: ['${scrapeTargetsDir()}/*.json']`,
     '        refresh_interval: 2s',

@@ -10,10 +10,21 @@ import { hostname } from 'node:os';
 import { createClient } from '@clickhouse/client';
 import { Kafka, logLevel } from 'kafkajs';
 import { Codec } from '../../connectors/codec';
-import { loadEndpoints } from '../../connectors/endpoints';
+import {
+  clickhouseClientOptions,
+  describeConnections,
+  loadConnections,
+  registryOptions,
+  type Connections,
+} from '../../connectors/connections';
+import { kafkajsConfig } from '../../connectors/kafka-client';
 import { startMetricsServer } from '../../connectors/metrics-server';
 import { SchemaRegistryClient } from '../../connectors/registry';
-import { describeClickHouseOptions, parseClickHouseOptions } from '../../connectors/clickhouse/config';
+import {
+  describeClickHouseOptions,
+  parseClickHouseOptions,
+  type ClickHouseOptions,
+} from '../../connectors/clickhouse/config';
 import { SinkMetrics } from '../../connectors/clickhouse/metrics';
 import { migrate } from '../../connectors/clickhouse/migrate';
 import { ClickHouseSink } from '../../connectors/clickhouse/sink';
@@ -31,16 +42,23 @@ const HELP = `usage: holdback clickhouse <migrate|sink|status> [options]
 options:
 ${describeClickHouseOptions()}`;
 
-async function runMigrate(args: string[]): Promise<number> {
+/** The options, and the connections with the database the options name (--database over HOLDBACK_CLICKHOUSE_DATABASE). */
+function settings(args: string[]): { o: ClickHouseOptions; c: Connections; database: string } {
   const o = parseClickHouseOptions(args);
-  const e = loadEndpoints();
-  const client = createClient({ url: e.clickhouseUrl });
+  const c = loadConnections();
+  const database = o.database ?? c.clickhouse.database;
+  return { o, c: { ...c, clickhouse: { ...c.clickhouse, database } }, database };
+}
+
+async function runMigrate(args: string[]): Promise<number> {
+  const { c, database } = settings(args);
+  const client = createClient(clickhouseClientOptions(c.clickhouse));
   try {
-    const r = await migrate(client, o.database, undefined, (line) => console.log(line));
+    const r = await migrate(client, database, undefined, (line) => console.log(line));
     console.log(
       r.applied.length === 0
-        ? `${o.database}: up to date (${r.alreadyApplied} migrations applied earlier)`
-        : `${o.database}: applied ${r.applied.length} migration(s); ${r.alreadyApplied} were applied earlier`,
+        ? `${database}: up to date (${r.alreadyApplied} migrations applied earlier)`
+        : `${database}: applied ${r.applied.length} migration(s); ${r.alreadyApplied} were applied earlier`,
     );
     return 0;
   } finally {
@@ -49,16 +67,13 @@ async function runMigrate(args: string[]): Promise<number> {
 }
 
 async function runStatus(args: string[]): Promise<number> {
-  const o = parseClickHouseOptions(args);
-  const e = loadEndpoints();
-  const client = createClient({ url: e.clickhouseUrl });
-  const kafka = new Kafka({
-    clientId: 'holdback-clickhouse-status',
-    brokers: e.kafkaBrokers,
-    logLevel: logLevel.NOTHING,
-  });
+  const { o, c, database } = settings(args);
+  const client = createClient(clickhouseClientOptions(c.clickhouse));
+  const kafka = new Kafka(
+    kafkajsConfig(c.kafka, 'holdback-clickhouse-status', { logLevel: logLevel.NOTHING }),
+  );
   try {
-    const s = await sinkStatus(client, kafka, o.database, o.topicPrefix);
+    const s = await sinkStatus(client, kafka, database, o.topicPrefix);
     console.log(`database ${s.database}: ${s.migrations.length} migrations applied, ${s.pending} pending`);
     for (const m of s.migrations)
       console.log(`  ${String(m.version).padStart(4, '0')}_${m.name}  ${m.appliedAt}`);
@@ -76,24 +91,23 @@ async function runStatus(args: string[]): Promise<number> {
 }
 
 async function runSink(args: string[]): Promise<number> {
-  const o = parseClickHouseOptions(args);
+  const { o, c, database } = settings(args);
   let signalled: (signal: string) => void = () => undefined;
   const stopRequested = new Promise<string>((resolve) => (signalled = resolve));
   process.once('SIGTERM', () => signalled('SIGTERM'));
   process.once('SIGINT', () => signalled('SIGINT'));
 
-  const e = loadEndpoints();
-  const groupId = o.groupId ?? `holdback-clickhouse-${o.database}`;
+  const groupId = o.groupId ?? `holdback-clickhouse-${database}`;
   const log = jsonLogger({ component: 'clickhouse-sink', instance: `${hostname()}-${process.pid}` });
-  const registry = new SchemaRegistryClient({ url: e.registryUrl });
+  const registry = new SchemaRegistryClient(registryOptions(c.registry));
   const codec = new Codec({ source: registry, schemaIds: await registry.lookupAll() });
   const metrics = new SinkMetrics();
   const sink = new ClickHouseSink({
-    kafka: { clientId: groupId, brokers: e.kafkaBrokers },
+    kafka: kafkajsConfig(c.kafka, groupId),
     groupId,
     topicPrefix: o.topicPrefix,
-    clickhouseUrl: e.clickhouseUrl,
-    database: o.database,
+    clickhouse: c.clickhouse,
+    database,
     codec,
     limits: { maxRows: o.maxBatchRows, maxAgeMs: o.maxBatchMs },
     insertTimeoutMs: o.insertTimeoutMs,
@@ -104,13 +118,14 @@ async function runSink(args: string[]): Promise<number> {
   const targets = scrapeTargetsDir();
   const server = await startMetricsServer({
     registry: metrics.registry,
-    host: e.host,
-    port: o.metricsPort,
+    host: c.metrics.host,
+    port: o.metricsPort ?? c.metrics.port,
+    token: c.metrics.token,
     service: groupId,
     scrapeTargetsDir: existsSync(targets) ? targets : undefined,
     health: () => sink.health(),
   });
-  log.info('starting', { ...o, groupId, metrics: server.url });
+  log.info('starting', { ...o, database, groupId, metrics: server.url, ...describeConnections(c) });
   try {
     await sink.start();
     const signal = await stopRequested;

@@ -16,13 +16,18 @@ import { mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { migrate } from '../../connectors/clickhouse/migrate';
-import { loadEndpoints, type Endpoints } from '../../connectors/endpoints';
+import type { Endpoints } from '../../connectors/endpoints';
+import {
+  clickhouseClientOptions,
+  loadConnections,
+  registryOptions,
+  type Connections,
+} from '../../connectors/connections';
 import { SchemaRegistryClient } from '../../connectors/registry';
 import { simulate, type SimulationProgress, type SimulationSummary } from '../../simulator';
 import { REPO_ROOT } from '../../stack/paths';
 import type { Command } from '../main';
 
-const DATABASE = 'holdback';
 const RAW_TABLES = [
   'orders',
   'sales',
@@ -111,10 +116,15 @@ async function stop(children: readonly Child[]): Promise<void> {
   );
 }
 
+/** The children's endpoints take HOLDBACK_METRICS_TOKEN when it is set (the demo sets none itself). */
+let metricsToken: string | undefined;
+const metricsAuth = (): Record<string, string> =>
+  metricsToken === undefined ? {} : { Authorization: `Bearer ${metricsToken}` };
+
 /** Sum of a metric's samples (optionally only lines containing `filter`) on a process's /metrics. */
 async function metric(port: number, name: string, filter = ''): Promise<number | undefined> {
   try {
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { headers: metricsAuth() })).text();
     let sum: number | undefined;
     for (const line of text.split('\n')) {
       if (!line.startsWith(name) || !line.includes(filter)) continue;
@@ -130,7 +140,7 @@ async function metric(port: number, name: string, filter = ''): Promise<number |
 
 async function healthy(port: number): Promise<boolean> {
   try {
-    return (await fetch(`http://127.0.0.1:${port}/health`)).ok;
+    return (await fetch(`http://127.0.0.1:${port}/health`, { headers: metricsAuth() })).ok;
   } catch {
     return false;
   }
@@ -147,6 +157,14 @@ async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs:
     await sleep(500);
   }
   throw new DemoError(`timed out waiting for ${what}; logs in ${LOG_DIR}`);
+}
+
+/** curl's flags for the ClickHouse the demo wrote to: its user (curl asks the password) and CA. */
+function clickhouseCurlFlags(c: Connections): string {
+  const user =
+    c.clickhouse.username !== 'default' || c.clickhouse.password !== '' ? ` -u ${c.clickhouse.username}` : '';
+  const ca = process.env['HOLDBACK_CLICKHOUSE_SSL_CA_LOCATION'];
+  return `${user}${ca ? ` --cacert ${ca}` : ''}`;
 }
 
 async function rows<T>(ch: ClickHouseClient, query: string): Promise<T[]> {
@@ -185,18 +203,20 @@ export const command: Command = {
       console.error(`holdback demo: ${(e as Error).message}`);
       return 2;
     }
-    const e = loadEndpoints();
+    const c = loadConnections();
+    const database = c.clickhouse.database;
+    metricsToken = c.metrics.token;
     const children: Child[] = [];
     const abort = new AbortController();
     const onSignal = (): void => abort.abort();
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
-    const ch = createClient({ url: e.clickhouseUrl });
+    const ch = createClient(clickhouseClientOptions(c.clickhouse));
     try {
       say('registering the contract schemas');
-      await new SchemaRegistryClient({ url: e.registryUrl }).registerAll();
-      say(`migrating ClickHouse (database ${DATABASE})`);
-      const m = await migrate(ch, DATABASE, undefined, () => undefined);
+      await new SchemaRegistryClient(registryOptions(c.registry)).registerAll();
+      say(`migrating ClickHouse (database ${database})`);
+      const m = await migrate(ch, database, undefined, () => undefined);
       say(`  ${m.applied.length} migration(s) applied now, ${m.alreadyApplied} earlier`);
 
       say(`starting the processors and the sink (logs: ${LOG_DIR})`);
@@ -204,7 +224,7 @@ export const command: Command = {
       children.push(
         start('repayment', ['run', 'repayment', ...common, `--metrics-port=${PORTS.repayment}`]),
         start('eligibility', ['run', 'eligibility', ...common, `--metrics-port=${PORTS.eligibility}`]),
-        start('sink', ['clickhouse', 'sink', `--database=${DATABASE}`, `--metrics-port=${PORTS.sink}`]),
+        start('sink', ['clickhouse', 'sink', `--database=${database}`, `--metrics-port=${PORTS.sink}`]),
       );
       await waitUntil(
         'the processors and the sink to be healthy',
@@ -270,7 +290,7 @@ export const command: Command = {
         children,
       );
       await sleep(3000); // two Prometheus scrapes, so the latency quantiles include the end
-      await report(e, ch, summary, o);
+      await report(c, ch, summary, o);
       return 0;
     } catch (err) {
       if (err instanceof DemoError) {
@@ -327,13 +347,14 @@ function reconciliation(
 }
 
 async function report(
-  e: Endpoints,
+  c: Connections,
   ch: ClickHouseClient,
   s: SimulationSummary,
   o: DemoOptions,
 ): Promise<void> {
   const cohort = `merchant_id LIKE 'sim${s.seed}-%'`;
-  const db = DATABASE;
+  const e = c.endpoints;
+  const db = c.clickhouse.database;
   const [grades, reasons, collections, loans, tables, mismatches, dead] = await Promise.all([
     rows<{ grade: string; eligible: number; merchants: string; limit_minor: string; currency: string }>(
       ch,
@@ -380,7 +401,7 @@ async function report(
     .catch(() => []);
   // Alerts of this pipeline's services; others on the stack come from earlier tests or benchmarks
   // (a service that ran within the last day and stopped is HoldbackProcessorDown by design).
-  const ours = new Set(['holdback-repayment', 'holdback-eligibility', `holdback-clickhouse-${DATABASE}`]);
+  const ours = new Set(['holdback-repayment', 'holdback-eligibility', `holdback-clickhouse-${db}`]);
   const mine = new Map<string, number>();
   let others = 0;
   for (const a of alerts) {
@@ -469,7 +490,7 @@ async function report(
     'Where to look next',
     `  Prometheus     ${e.prometheusUrl}/alerts   (rules: dashboards/prometheus/rules/)`,
     `  Alertmanager   ${e.alertmanagerUrl}`,
-    `  ClickHouse     curl '${e.clickhouseUrl}/?query=' --data-binary @- <<< "SELECT * FROM ${DATABASE}.outstanding_by_grade_status"`,
+    `  ClickHouse     curl${clickhouseCurlFlags(c)} '${c.clickhouse.url}/?query=' --data-binary @- <<< "SELECT * FROM ${db}.outstanding_by_grade_status"`,
     `                 tables and sample queries: connectors/clickhouse/README.md`,
     '  Grafana        needs Docker: docker compose up -d grafana, then http://127.0.0.1:3000 (docs/dashboards.md)',
     `  Logs           ${LOG_DIR}`,

@@ -8,7 +8,8 @@
  */
 import { Kafka, logLevel, type Message } from 'kafkajs';
 import { Codec } from '../../connectors/codec';
-import { loadEndpoints } from '../../connectors/endpoints';
+import { loadConnections, registryOptions } from '../../connectors/connections';
+import { kafkajsConfig } from '../../connectors/kafka-client';
 import { readToEnd } from '../../connectors/kafka-read';
 import { sendEveryPartition } from '../../connectors/kafka-send';
 import { SchemaRegistryClient } from '../../connectors/registry';
@@ -130,14 +131,10 @@ export const command: Command = {
       console.error('holdback dlq replay: choose what to replay with --reason, --source-topic or --offset');
       return 2;
     }
-    const e = loadEndpoints();
+    const c = loadConnections();
     const prefix = flags.get('--topic-prefix') ?? '';
-    const kafka = new Kafka({
-      clientId: 'holdback-dlq',
-      brokers: e.kafkaBrokers,
-      logLevel: logLevel.NOTHING,
-    });
-    const registry = new SchemaRegistryClient({ url: e.registryUrl });
+    const kafka = new Kafka(kafkajsConfig(c.kafka, 'holdback-dlq', { logLevel: logLevel.NOTHING }));
+    const registry = new SchemaRegistryClient(registryOptions(c.registry));
     const codec = new Codec({ source: registry, schemaIds: await registry.lookupAll() });
     const chosen = (await readDeadLetters(kafka, codec, prefix)).filter((x) => matches(x, filters));
 

@@ -12,7 +12,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel, type KafkaMessage } from 'kafkajs';
 import { Codec } from '../../connectors/codec';
-import { loadEndpoints } from '../../connectors/endpoints';
+import { loadConnections, registryOptions } from '../../connectors/connections';
+import { kafkajsConfig } from '../../connectors/kafka-client';
 import { readToEnd } from '../../connectors/kafka-read';
 import { SchemaRegistryClient } from '../../connectors/registry';
 import type { InputRecord, TopicWithRecord } from '../../processors/api';
@@ -414,13 +415,11 @@ export const command: Command = {
       return 2;
     }
     const limit = Number(flags.get('--limit') ?? 50);
-    const endpoints = loadEndpoints();
-    const kafka = new Kafka({
-      clientId: 'holdback-policy-simulate',
-      brokers: endpoints.kafkaBrokers,
-      logLevel: logLevel.NOTHING,
-    });
-    const registry = new SchemaRegistryClient({ url: endpoints.registryUrl });
+    const c = loadConnections();
+    const kafka = new Kafka(
+      kafkajsConfig(c.kafka, 'holdback-policy-simulate', { logLevel: logLevel.NOTHING }),
+    );
+    const registry = new SchemaRegistryClient(registryOptions(c.registry));
     const codec = new Codec({ source: registry, schemaIds: await registry.lookupAll() });
     const { records, undecodable } = await readHistory(kafka, codec, flags.get('--topic-prefix') ?? '');
     const report = simulate(

@@ -10,7 +10,9 @@ import { writeFileSync } from 'node:fs';
 import { Kafka, logLevel, type KafkaMessage } from 'kafkajs';
 import { z } from 'zod';
 import { Codec } from '../../connectors/codec';
-import { ConfigError, loadEndpoints } from '../../connectors/endpoints';
+import { ConfigError } from '../../connectors/endpoints';
+import { loadConnections, registryOptions } from '../../connectors/connections';
+import { kafkajsConfig } from '../../connectors/kafka-client';
 import { parseFlags } from '../../connectors/flags';
 import { clusterReplication, createTopicsReady } from '../../connectors/kafka-admin';
 import { readToEnd, whileRetriable } from '../../connectors/kafka-read';
@@ -100,12 +102,9 @@ export const command: Command = {
       from: options.from,
       applicationId: options.applicationId,
     };
-    const endpoints = loadEndpoints();
-    const kafka = new Kafka({
-      clientId: options.applicationId,
-      brokers: endpoints.kafkaBrokers,
-      logLevel: logLevel.NOTHING,
-    });
+    const connections = loadConnections();
+    const kafkaConfig = kafkajsConfig(connections.kafka, options.applicationId);
+    const kafka = new Kafka({ ...kafkaConfig, logLevel: logLevel.NOTHING });
     const admin = kafka.admin();
     await admin.connect();
     try {
@@ -170,10 +169,10 @@ export const command: Command = {
       // The last transaction's markers may still be on their way: read only once they are written.
       await awaitSettled(
         admin,
-        { clientId: options.applicationId, brokers: endpoints.kafkaBrokers },
+        kafkaConfig,
         topics.outputs.flatMap((o) => [options.topicPrefix + o, topics.outputPrefix + o]),
       );
-      const registry = new SchemaRegistryClient({ url: endpoints.registryUrl });
+      const registry = new SchemaRegistryClient(registryOptions(connections.registry));
       const codec = new Codec({ source: registry, schemaIds: await registry.lookupAll() });
       const comparisons: TopicComparison[] = [];
       for (const topic of topics.outputs) {

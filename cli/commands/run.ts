@@ -7,7 +7,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Codec } from '../../connectors/codec';
 import { BrokerClock, clockTopic } from '../../connectors/broker-clock';
-import { loadEndpoints } from '../../connectors/endpoints';
+import { describeConnections, loadConnections, registryOptions } from '../../connectors/connections';
+import { kafkajsConfig } from '../../connectors/kafka-client';
 import { startMetricsServer, type MetricsServer } from '../../connectors/metrics-server';
 import { SchemaRegistryClient } from '../../connectors/registry';
 import { PROCESSORS, type ProcessorOptions } from '../../processors';
@@ -112,7 +113,7 @@ export async function serve(
   /** Started before the runtime (the first tick is then already corrected); stopped after it. */
   brokerClock: BrokerClock | undefined;
 }> {
-  const endpoints = loadEndpoints();
+  const connections = loadConnections();
   const clock = (): number => Date.now();
   const applicationId = options.applicationId ?? `holdback-${processor.name}`;
   const instance = `${hostname()}-${process.pid}`;
@@ -122,7 +123,7 @@ export async function serve(
   const brokerClock =
     options.clock === 'wall' && options.clockReference === 'broker'
       ? new BrokerClock({
-          kafka: { clientId: `${applicationId}-clock`, brokers: endpoints.kafkaBrokers },
+          kafka: kafkajsConfig(connections.kafka, `${applicationId}-clock`),
           topic: clockTopic(applicationId),
           onOffset: (ms) => metrics.clockOffset.set(ms / 1000),
           log,
@@ -130,12 +131,12 @@ export async function serve(
       : undefined;
   const rulesClock = brokerClock ? () => brokerClock.now() : clock;
 
-  const registry = new SchemaRegistryClient({ url: endpoints.registryUrl });
+  const registry = new SchemaRegistryClient(registryOptions(connections.registry));
   const codec = new Codec({ source: registry, schemaIds: await registry.lookupAll() });
   const runtimeOptions: RuntimeOptions<unknown> = {
     processor,
     // One client id per instance: the standby placement finds this instance among the group's members by it.
-    kafka: { clientId: `${applicationId}-${instance}`, brokers: endpoints.kafkaBrokers },
+    kafka: kafkajsConfig(connections.kafka, `${applicationId}-${instance}`),
     applicationId,
     topicPrefix: options.topicPrefix,
     codec: runtimeCodec(codec, rulesClock),
@@ -166,12 +167,14 @@ export async function serve(
   const targets = scrapeTargetsDir();
   const server = await startMetricsServer({
     registry: metrics.registry,
-    host: endpoints.host,
-    port: options.metricsPort,
+    host: connections.metrics.host,
+    port: options.metricsPort ?? connections.metrics.port,
+    token: connections.metrics.token,
     service: applicationId,
     scrapeTargetsDir: existsSync(targets) ? targets : undefined,
     health: () => runtime.health(),
     ready: () => runtime.ready(),
+    live: () => runtime.live(),
     commands: {
       '/admin/skip': async (body) => {
         const req = parseSkipRequest(body);
@@ -185,6 +188,7 @@ export async function serve(
     ...options,
     applicationId,
     metrics: server.url,
+    ...describeConnections(connections),
     // node-rdkafka's blocking calls share this pool (bin/holdback sets it).
     uvThreadPoolSize: Number(process.env['UV_THREADPOOL_SIZE'] ?? 4),
   });

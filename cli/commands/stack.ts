@@ -9,14 +9,17 @@ import {
   type Endpoints,
 } from '../../connectors/endpoints';
 import { componentNames, recordedCluster } from '../../stack/components';
+import { securePaths } from '../../stack/secure';
 import { down, formatStatus, logFile, status, up } from '../../stack/stack';
 import type { Command } from '../main';
 
 const HELP = `usage: holdback stack <up|down|status|logs> [component...]
 
-  up [--brokers=N] [component...]
+  up [--brokers=N] [--secure] [component...]
                            install (once) and start the local stack on 127.0.0.1; waits until healthy.
                            --brokers=3 runs a three-node Kafka cluster (HOLDBACK_KAFKA_BROKERS);
+                           --secure runs it secured: Kafka on SASL_SSL and mTLS, the registry and
+                           ClickHouse on HTTPS with passwords (HOLDBACK_STACK_SECURE; stack/secure.ts);
                            HOLDBACK_KAFKA_VERSION=${KAFKA_VERSIONS.join('|')} picks the release
   down [--purge] [comp...] stop what up started (by PID); --purge also deletes its data
   status                   what runs where; exits 1 unless every component is healthy
@@ -32,6 +35,10 @@ Without --brokers or HOLDBACK_KAFKA_BROKERS, the stack keeps the size of the clu
  */
 function stackEndpoints(flags: string[]): Endpoints {
   const env = { ...process.env };
+  if (flags.includes('--secure')) env['HOLDBACK_STACK_SECURE'] = 'true';
+  const unknown = flags.find((f) => !f.startsWith('--brokers') && f !== '--secure');
+  if (unknown !== undefined)
+    throw new ConfigError(`unknown flag ${unknown}: up and status take --brokers=N, --secure`);
   const brokers = flags.find((f) => f.startsWith('--brokers'));
   if (brokers !== undefined) {
     const m = /^--brokers=(\d+)$/.exec(brokers);
@@ -41,6 +48,8 @@ function stackEndpoints(flags: string[]): Endpoints {
   // The size, not the release: an older release's data is upgraded to the default in place.
   const recorded = recordedCluster();
   if (recorded) env['HOLDBACK_KAFKA_BROKERS'] ??= String(recorded.nodes);
+  // Secure or plain likewise, so that `status` after `up --secure` checks the secure services.
+  if (recorded?.secure) env['HOLDBACK_STACK_SECURE'] ??= 'true';
   return loadEndpoints(env);
 }
 
@@ -59,6 +68,11 @@ export const command: Command = {
         await up(e, names, log);
         log(`up in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
         console.log(formatStatus(await status(e)));
+        if (e.secure)
+          console.log(
+            `\nsecured: TLS with a private CA, SCRAM and OAUTHBEARER on Kafka, passwords on the registry and ClickHouse.\n` +
+              `clients reach it with: set -a; . ${securePaths().clientEnv}; set +a   (docs/deploy.md)`,
+          );
         return 0;
       }
       case 'down':

@@ -18,6 +18,7 @@ import { TOPICS, type TopicName } from '../../schemas/topics';
 import { Batcher, partitionKey, type BatchLimits } from './batcher';
 import { appliedMigrations, loadMigrations } from './migrate';
 import type { SinkMetrics } from './metrics';
+import type { ClickHouseConnection } from '../connections';
 import { SINK_TOPICS, tableOf } from './rows';
 import { ClickHouseWriter, SinkStopping, type KeepAlive, type Logger } from './writer';
 
@@ -25,7 +26,7 @@ export interface SinkOptions {
   kafka: KafkaConfig;
   groupId: string;
   topicPrefix: string;
-  clickhouseUrl: string;
+  clickhouse: ClickHouseConnection;
   database: string;
   codec: Codec;
   limits: BatchLimits;
@@ -77,7 +78,7 @@ export class ClickHouseSink {
     this.kafka = new Kafka({ logLevel: logLevel.WARN, ...o.kafka });
     this.batcher = new Batcher(o.limits);
     this.writer = new ClickHouseWriter({
-      url: o.clickhouseUrl,
+      connection: o.clickhouse,
       database: o.database,
       insertTimeoutMs: o.insertTimeoutMs,
       metrics: o.metrics,

@@ -18,10 +18,12 @@
  * exact resume point. README.md discusses the residual window.
  */
 import { Agent, type ClientRequestArgs } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import { Backoff, sleep, sleepUnless } from '../backoff';
+import { clickhouseClientOptions, type ClickHouseConnection } from '../connections';
 import { checkDatabaseName } from './migrate';
 import type { SinkMetrics } from './metrics';
 import type { Row } from './rows';
@@ -37,19 +39,11 @@ export class SinkStopping extends Error {
   override readonly name = 'SinkStopping';
 }
 
-/** An http.Agent that knows its live sockets and can reset them (TCP RST). */
-export class FencingAgent extends Agent {
+/** The live sockets of an agent, to be reset (TCP RST) at once. */
+class LiveSockets {
   private readonly live = new Set<Socket>();
 
-  constructor() {
-    super({ keepAlive: false, maxSockets: 4 });
-  }
-
-  override createConnection(
-    options: ClientRequestArgs,
-    callback?: (err: Error | null, stream: Duplex) => void,
-  ): Duplex | null | undefined {
-    const created = super.createConnection(options, callback);
+  track(created: Duplex | null | undefined): Duplex | null | undefined {
     const socket = created as Socket | null | undefined;
     if (socket) {
       this.live.add(socket);
@@ -72,8 +66,49 @@ export class FencingAgent extends Agent {
   }
 }
 
+/** An http.Agent that knows its live sockets and can reset them (TCP RST). */
+export class FencingAgent extends Agent {
+  private readonly liveSockets = new LiveSockets();
+
+  constructor() {
+    super({ keepAlive: false, maxSockets: 4 });
+  }
+
+  override createConnection(
+    options: ClientRequestArgs,
+    callback?: (err: Error | null, stream: Duplex) => void,
+  ): Duplex | null | undefined {
+    return this.liveSockets.track(super.createConnection(options, callback));
+  }
+
+  resetAll(): number {
+    return this.liveSockets.resetAll();
+  }
+}
+
+/** The same for ClickHouse over HTTPS: a TLS socket is reset the same way (its TCP connection). */
+export class FencingHttpsAgent extends HttpsAgent {
+  private readonly liveSockets = new LiveSockets();
+
+  constructor(ca: string | undefined) {
+    super({ keepAlive: false, maxSockets: 4, ...(ca !== undefined && { ca }) });
+  }
+
+  override createConnection(
+    options: ClientRequestArgs,
+    callback?: (err: Error | null, stream: Duplex) => void,
+  ): Duplex | null | undefined {
+    return this.liveSockets.track(super.createConnection(options, callback));
+  }
+
+  resetAll(): number {
+    return this.liveSockets.resetAll();
+  }
+}
+
 export interface WriterOptions {
-  url: string;
+  /** Where ClickHouse is and how to log in (HOLDBACK_CLICKHOUSE_*). */
+  connection: ClickHouseConnection;
   database: string;
   /** An INSERT not answered within this is abandoned (fenced, then reconciled). */
   insertTimeoutMs: number;
@@ -91,7 +126,7 @@ export class ClickHouseWriter {
   /** For queries and commands (short timeout). */
   readonly client: ClickHouseClient;
   private readonly insertClient: ClickHouseClient;
-  private readonly agent = new FencingAgent();
+  private readonly agent: FencingAgent | FencingHttpsAgent;
   private readonly idPrefix: string;
   private seq = 0;
   private insertSettings: Record<string, number> = {};
@@ -102,9 +137,11 @@ export class ClickHouseWriter {
     this.idPrefix = `holdback-sink-${this.database}-`;
     // The sink logs every failure itself (one JSON line, with what it does next).
     const log = { level: ClickHouseLogLevel.OFF };
-    this.client = createClient({ url: o.url, request_timeout: 10_000, log });
+    const c = o.connection;
+    this.agent = c.url.startsWith('https:') ? new FencingHttpsAgent(c.ca) : new FencingAgent();
+    this.client = createClient({ ...clickhouseClientOptions(c), request_timeout: 10_000, log });
     this.insertClient = createClient({
-      url: o.url,
+      ...clickhouseClientOptions(c),
       http_agent: this.agent,
       keep_alive: { enabled: false },
       // Our own deadline (insertTimeoutMs) fences and aborts first; this is a backstop.

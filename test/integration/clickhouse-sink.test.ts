@@ -42,7 +42,7 @@ function newSink(): ClickHouseSink {
     kafka: { clientId: `chsink-${RUN}`, brokers: endpoints.kafkaBrokers },
     groupId: `chsink-${RUN}`,
     topicPrefix: prefix,
-    clickhouseUrl: endpoints.clickhouseUrl,
+    clickhouse: { url: endpoints.clickhouseUrl, database, username: 'default', password: '' },
     database,
     codec,
     limits: { maxRows: 700, maxAgeMs: 300 },

@@ -6,7 +6,7 @@
  */
 import { ConfigError } from '../../../connectors/endpoints';
 import { parseRunOptions } from '../../../runtime/config';
-import { rdkafkaClientConfig, taskPartitions } from '../../../runtime/rdkafka-runtime';
+import { rdkafkaClientConfig, oauthToken, taskPartitions } from '../../../runtime/rdkafka-runtime';
 import { recordsOf } from '../../../runtime/runtime-base';
 import type { Flush, SourceRecord } from '../../../runtime/task';
 
@@ -90,8 +90,46 @@ describe('rdkafkaClientConfig', () => {
     expect(() => rdkafkaClientConfig({ brokers: [] })).toThrow(/needs a list of brokers/);
     expect(() => rdkafkaClientConfig({ brokers: async () => ['a:1'] })).toThrow(/needs a list of brokers/);
     expect(() => rdkafkaClientConfig({ brokers: ['a:1'], ssl: { rejectUnauthorized: false } })).toThrow(
-      /ssl: true only/,
+      /cannot honour the TLS option\(s\) rejectUnauthorized/,
     );
+    expect(() =>
+      rdkafkaClientConfig({
+        brokers: ['a:1'],
+        sasl: { mechanism: 'aws', authorizationIdentity: 'x' } as never,
+      }),
+    ).toThrow(/does not support SASL mechanism aws/);
+  });
+
+  test('a CA bundle and a client certificate go over as PEM text', () => {
+    expect(
+      rdkafkaClientConfig({
+        brokers: ['a:1'],
+        ssl: { ca: ['CA1', Buffer.from('CA2')], cert: 'CERT', key: 'KEY', passphrase: 'pw' },
+      }),
+    ).toMatchObject({
+      'security.protocol': 'ssl',
+      'ssl.ca.pem': 'CA1\nCA2',
+      'ssl.certificate.pem': 'CERT',
+      'ssl.key.pem': 'KEY',
+      'ssl.key.password': 'pw',
+    });
+  });
+
+  test('OAUTHBEARER: the mechanism in the config, the token from the provider', async () => {
+    const kafka = {
+      brokers: ['a:1'],
+      ssl: true,
+      sasl: {
+        mechanism: 'oauthbearer' as const,
+        oauthBearerProvider: () => Promise.resolve({ value: 'tok' }),
+      },
+    };
+    expect(rdkafkaClientConfig(kafka)).toMatchObject({
+      'security.protocol': 'sasl_ssl',
+      'sasl.mechanisms': 'OAUTHBEARER',
+    });
+    expect(await oauthToken(kafka)!()).toBe('tok');
+    expect(oauthToken({ brokers: ['a:1'] })).toBeUndefined();
   });
 });
 
