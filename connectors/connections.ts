@@ -11,11 +11,7 @@ import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { z } from 'zod';
 import { ConfigError, loadEndpoints, type Endpoints } from './endpoints';
-import {
-  SASL_MECHANISMS,
-  SECURITY_PROTOCOLS,
-  type SecurityProtocol,
-} from './connection-settings';
+import { SASL_MECHANISMS, SECURITY_PROTOCOLS, type SecurityProtocol } from './connection-settings';
 import { maskUrl, registerSecret } from './secrets';
 
 export {
@@ -122,12 +118,26 @@ function readSettingFile(setting: string, path: string): string {
   }
 }
 
+/** The file each PEM text was read from (see `pemFile`). */
+const pemFiles = new Map<string, string>();
+
+/**
+ * The file a PEM text came from, if it was read from one. librdkafka then reads the file itself
+ * (ssl.ca.location): its ssl.ca.pem parser reads certificates until one fails and can leave that
+ * failure on the calling thread's OpenSSL error queue, which node's TLS (the same OpenSSL) then
+ * reported as a kafkajs connection error ("PEM routines: no start line") once in a test run.
+ */
+export function pemFile(text: string): string | undefined {
+  return pemFiles.get(text);
+}
+
 /** A PEM file a setting names, checked to hold what it should. */
 function readPem(env: Env, name: string, what: RegExp, expected: string): string | undefined {
   const path = nonEmpty(env, name);
   if (path === undefined) return undefined;
   const text = readSettingFile(name, path);
   if (!what.test(text)) throw new ConfigError(`${name}=${path} does not hold ${expected}`);
+  pemFiles.set(text, path);
   return text;
 }
 

@@ -46,6 +46,7 @@ import {
   type TopicPartitionOffset,
 } from 'node-rdkafka';
 import type { KafkaConfig } from 'kafkajs';
+import { pemFile } from '../connectors/connections';
 import { rangePartitions } from './assigner';
 import type { SourceRecord } from './task';
 import { sleep } from '../connectors/backoff';
@@ -186,9 +187,16 @@ export function rdkafkaClientConfig(kafka: KafkaConfig): Record<string, string |
         throw new Error(`the rdkafka transport takes the TLS ${what} as PEM text`);
       return list.map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : (x as string))).join('\n');
     };
-    if (ca !== undefined) conf['ssl.ca.pem'] = pem(ca, 'CA');
-    if (cert !== undefined) conf['ssl.certificate.pem'] = pem(cert, 'certificate');
-    if (key !== undefined) conf['ssl.key.pem'] = pem(key, 'key');
+    // The file the PEM came from when there is one (connections.ts, pemFile), else the text.
+    const set = (name: string, v: unknown, what: string): void => {
+      const text = pem(v, what);
+      const file = pemFile(text);
+      if (file !== undefined) conf[`ssl.${name}.location`] = file;
+      else conf[`ssl.${name}.pem`] = text;
+    };
+    if (ca !== undefined) set('ca', ca, 'CA');
+    if (cert !== undefined) set('certificate', cert, 'certificate');
+    if (key !== undefined) set('key', key, 'key');
     if (passphrase !== undefined) conf['ssl.key.password'] = passphrase;
   }
   const sasl = kafka.sasl;

@@ -19,7 +19,7 @@
 import { Kafka, logLevel, Partitioners, type Message, type Producer } from 'kafkajs';
 import { Codec } from '../connectors/codec';
 import { loadConnections, registryOptions, type Connections } from '../connectors/connections';
-import { kafkajsConfig } from '../connectors/kafka-client';
+import { checkKafka, kafkajsConfig } from '../connectors/kafka-client';
 import { clusterReplication, createTopicsReady } from '../connectors/kafka-admin';
 import { whileRetriable } from '../connectors/kafka-read';
 import { keyPartitioner, sendEveryPartition } from '../connectors/kafka-send';
@@ -102,6 +102,7 @@ export async function simulate(input: SimulateInput, hooks: SimulateHooks = {}):
   const options = resolveOptions(input, Date.now());
   const connections = hooks.connections ?? loadConnections();
   const endpoints = connections.endpoints;
+  await checkKafka(connections.kafka, 'holdback-simulate');
   const kafka = new Kafka(
     kafkajsConfig(connections.kafka, 'holdback-simulate', { logLevel: logLevel.NOTHING }),
   );

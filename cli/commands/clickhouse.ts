@@ -17,7 +17,8 @@ import {
   registryOptions,
   type Connections,
 } from '../../connectors/connections';
-import { kafkajsConfig } from '../../connectors/kafka-client';
+import { checkKafka, kafkajsConfig } from '../../connectors/kafka-client';
+import { checkClickHouse } from '../../connectors/clickhouse/check';
 import { startMetricsServer } from '../../connectors/metrics-server';
 import { SchemaRegistryClient } from '../../connectors/registry';
 import {
@@ -52,6 +53,7 @@ function settings(args: string[]): { o: ClickHouseOptions; c: Connections; datab
 
 async function runMigrate(args: string[]): Promise<number> {
   const { c, database } = settings(args);
+  await checkClickHouse(c.clickhouse);
   const client = createClient(clickhouseClientOptions(c.clickhouse));
   try {
     const r = await migrate(client, database, undefined, (line) => console.log(line));
@@ -68,6 +70,8 @@ async function runMigrate(args: string[]): Promise<number> {
 
 async function runStatus(args: string[]): Promise<number> {
   const { o, c, database } = settings(args);
+  await checkClickHouse(c.clickhouse);
+  await checkKafka(c.kafka, 'holdback-clickhouse-status');
   const client = createClient(clickhouseClientOptions(c.clickhouse));
   const kafka = new Kafka(
     kafkajsConfig(c.kafka, 'holdback-clickhouse-status', { logLevel: logLevel.NOTHING }),
@@ -98,6 +102,8 @@ async function runSink(args: string[]): Promise<number> {
   process.once('SIGINT', () => signalled('SIGINT'));
 
   const groupId = o.groupId ?? `holdback-clickhouse-${database}`;
+  await checkClickHouse(c.clickhouse);
+  await checkKafka(c.kafka, groupId);
   const log = jsonLogger({ component: 'clickhouse-sink', instance: `${hostname()}-${process.pid}` });
   const registry = new SchemaRegistryClient(registryOptions(c.registry));
   const codec = new Codec({ source: registry, schemaIds: await registry.lookupAll() });

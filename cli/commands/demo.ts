@@ -16,6 +16,8 @@ import { mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { migrate } from '../../connectors/clickhouse/migrate';
+import { checkClickHouse } from '../../connectors/clickhouse/check';
+import { checkKafka } from '../../connectors/kafka-client';
 import type { Endpoints } from '../../connectors/endpoints';
 import {
   clickhouseClientOptions,
@@ -211,6 +213,14 @@ export const command: Command = {
     const onSignal = (): void => abort.abort();
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
+    // Bad settings stop here, in seconds and in words, not in a child's log.
+    try {
+      await checkKafka(c.kafka, 'holdback-demo');
+      await checkClickHouse(c.clickhouse);
+    } catch (err) {
+      console.error(`holdback demo: ${(err as Error).message}`);
+      return 1;
+    }
     const ch = createClient(clickhouseClientOptions(c.clickhouse));
     try {
       say('registering the contract schemas');

@@ -9,7 +9,7 @@
 import { Kafka, logLevel, type Message } from 'kafkajs';
 import { Codec } from '../../connectors/codec';
 import { loadConnections, registryOptions } from '../../connectors/connections';
-import { kafkajsConfig } from '../../connectors/kafka-client';
+import { checkKafka, kafkajsConfig } from '../../connectors/kafka-client';
 import { readToEnd } from '../../connectors/kafka-read';
 import { sendEveryPartition } from '../../connectors/kafka-send';
 import { SchemaRegistryClient } from '../../connectors/registry';
@@ -133,6 +133,7 @@ export const command: Command = {
     }
     const c = loadConnections();
     const prefix = flags.get('--topic-prefix') ?? '';
+    await checkKafka(c.kafka, 'holdback-dlq');
     const kafka = new Kafka(kafkajsConfig(c.kafka, 'holdback-dlq', { logLevel: logLevel.NOTHING }));
     const registry = new SchemaRegistryClient(registryOptions(c.registry));
     const codec = new Codec({ source: registry, schemaIds: await registry.lookupAll() });

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Kafka, logLevel, type KafkaMessage } from 'kafkajs';
 import { Codec } from '../../connectors/codec';
 import { loadConnections, registryOptions } from '../../connectors/connections';
-import { kafkajsConfig } from '../../connectors/kafka-client';
+import { checkKafka, kafkajsConfig } from '../../connectors/kafka-client';
 import { readToEnd } from '../../connectors/kafka-read';
 import { SchemaRegistryClient } from '../../connectors/registry';
 import type { InputRecord, TopicWithRecord } from '../../processors/api';
@@ -416,6 +416,7 @@ export const command: Command = {
     }
     const limit = Number(flags.get('--limit') ?? 50);
     const c = loadConnections();
+    await checkKafka(c.kafka, 'holdback-policy-simulate');
     const kafka = new Kafka(
       kafkajsConfig(c.kafka, 'holdback-policy-simulate', { logLevel: logLevel.NOTHING }),
     );

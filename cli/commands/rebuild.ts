@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { Codec } from '../../connectors/codec';
 import { ConfigError } from '../../connectors/endpoints';
 import { loadConnections, registryOptions } from '../../connectors/connections';
-import { kafkajsConfig } from '../../connectors/kafka-client';
+import { checkKafka, kafkajsConfig } from '../../connectors/kafka-client';
 import { parseFlags } from '../../connectors/flags';
 import { clusterReplication, createTopicsReady } from '../../connectors/kafka-admin';
 import { readToEnd, whileRetriable } from '../../connectors/kafka-read';
@@ -103,6 +103,7 @@ export const command: Command = {
       applicationId: options.applicationId,
     };
     const connections = loadConnections();
+    await checkKafka(connections.kafka, options.applicationId);
     const kafkaConfig = kafkajsConfig(connections.kafka, options.applicationId);
     const kafka = new Kafka({ ...kafkaConfig, logLevel: logLevel.NOTHING });
     const admin = kafka.admin();

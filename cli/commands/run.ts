@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { Codec } from '../../connectors/codec';
 import { BrokerClock, clockTopic } from '../../connectors/broker-clock';
 import { describeConnections, loadConnections, registryOptions } from '../../connectors/connections';
-import { kafkajsConfig } from '../../connectors/kafka-client';
+import { checkKafka, kafkajsConfig } from '../../connectors/kafka-client';
 import { startMetricsServer, type MetricsServer } from '../../connectors/metrics-server';
 import { SchemaRegistryClient } from '../../connectors/registry';
 import { PROCESSORS, type ProcessorOptions } from '../../processors';
@@ -114,6 +114,7 @@ export async function serve(
   brokerClock: BrokerClock | undefined;
 }> {
   const connections = loadConnections();
+  await checkKafka(connections.kafka, options.applicationId ?? `holdback-${processor.name}`);
   const clock = (): number => Date.now();
   const applicationId = options.applicationId ?? `holdback-${processor.name}`;
   const instance = `${hostname()}-${process.pid}`;
