@@ -1,7 +1,8 @@
 // Four projects: `unit` needs nothing running; `integration` talks to the real local stack
 // (`holdback stack up`) and fails, never skips, when a service is unreachable; `fault` kills and
 // restarts processes and the broker, so it runs alone (`jest --selectProjects fault --runInBand`);
-// `cluster` does the same to a three-node Kafka (test/cluster/cluster.env).
+// `cluster` does the same to a three-node Kafka (test/cluster/cluster.env); `secure` runs on the
+// secured stack (test/secure/secure.env, `holdback stack up --secure`).
 const transform = { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] };
 module.exports = {
   projects: [
@@ -33,6 +34,14 @@ module.exports = {
       transform,
       testMatch: ['<rootDir>/test/cluster/**/*.test.ts'],
       globalSetup: '<rootDir>/test/cluster/global-setup.ts',
+    },
+    {
+      // The secured stack (test/secure/secure.env) with its client settings in the environment.
+      displayName: 'secure',
+      testEnvironment: 'node',
+      transform,
+      testMatch: ['<rootDir>/test/secure/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/secure/global-setup.ts',
     },
   ],
 };

@@ -4,7 +4,9 @@
 # Lint and type checks, unit tests (no services), integration tests (real Kafka, registry,
 # ClickHouse, Prometheus, Alertmanager), fault tests (processes and the broker killed and
 # restarted; run alone), cluster fault tests (a three-node Kafka beside the stack: brokers killed
-# and restarted, changelogs lost and rebuilt, instances soaked and cut off through Toxiproxy), then the stack's own life-cycle checks. A stack that was
+# and restarted, changelogs lost and rebuilt, instances soaked and cut off through Toxiproxy),
+# secure-stack tests (the stack secured beside it: TLS, SASL, passwords), then the stack's own
+# life-cycle checks. A stack that was
 # already running is reused and left running; one this script started is stopped at the end.
 source "$(dirname "$0")/setup.sh"
 
@@ -42,7 +44,7 @@ else
 fi
 
 mkdir -p .holdback
-rm -f .holdback/jest-main.json .holdback/jest-fault.json .holdback/jest-cluster.json
+rm -f .holdback/jest-main.json .holdback/jest-fault.json .holdback/jest-cluster.json .holdback/jest-secure.json
 say "running unit and integration tests (jest)"
 set +e
 npx jest --ci --selectProjects unit integration --json --outputFile=.holdback/jest-main.json 2>&1
@@ -65,6 +67,22 @@ cluster_rc=0
   holdback stack down kafka
   exit $rc
 ) || cluster_rc=$?
+
+say "running secure-stack tests: the stack secured beside it (test/secure/secure.env): Kafka on SASL_SSL and mTLS, the registry and ClickHouse on HTTPS with passwords"
+secure_rc=0
+(
+  set -a; . test/secure/secure.env; set +a
+  HOLDBACK_HOME="$ROOT/$HOLDBACK_HOME"
+  mkdir -p "$HOLDBACK_HOME" && ln -sfn "$ROOT/.holdback/cache" "$HOLDBACK_HOME/cache"
+  holdback stack up --secure || exit 1
+  # What a client of it sets: addresses, CA, users, and every secret as a *_FILE path.
+  set -a; . "$HOLDBACK_HOME/secure/client.env"; set +a
+  npx jest --ci --selectProjects secure --runInBand --forceExit --json --outputFile="$ROOT/.holdback/jest-secure.json" 2>&1
+  rc=$?
+  say "stopping the secured stack"
+  holdback stack down
+  exit $rc
+) || secure_rc=$?
 set -e
 
 lifecycle_rc=0
@@ -87,8 +105,8 @@ fi
 
 # The closing line CI reads: N passed, N failed (the life-cycle check counts as one test).
 node -e '
-  const runs = process.argv.slice(1, 4).map((f) => { try { return require(f); } catch { return null; } });
-  const lifecycleOk = process.argv[4] === "0";
+  const runs = process.argv.slice(1, 5).map((f) => { try { return require(f); } catch { return null; } });
+  const lifecycleOk = process.argv[5] === "0";
   let passed = lifecycleOk ? 1 : 0, failed = lifecycleOk ? 0 : 1;
   for (const r of runs) {
     if (!r) { failed++; continue; }
@@ -96,5 +114,5 @@ node -e '
     failed += r.numFailedTests + r.numRuntimeErrorTestSuites;
   }
   console.log(`tests: ${passed} passed, ${failed} failed`);
-' "$ROOT/.holdback/jest-main.json" "$ROOT/.holdback/jest-fault.json" "$ROOT/.holdback/jest-cluster.json" "$lifecycle_rc"
-[ "$main_rc" = 0 ] && [ "$fault_rc" = 0 ] && [ "$cluster_rc" = 0 ] && [ "$lifecycle_rc" = 0 ]
+' "$ROOT/.holdback/jest-main.json" "$ROOT/.holdback/jest-fault.json" "$ROOT/.holdback/jest-cluster.json" "$ROOT/.holdback/jest-secure.json" "$lifecycle_rc"
+[ "$main_rc" = 0 ] && [ "$fault_rc" = 0 ] && [ "$cluster_rc" = 0 ] && [ "$secure_rc" = 0 ] && [ "$lifecycle_rc" = 0 ]

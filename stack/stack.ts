@@ -9,6 +9,7 @@ import type { Endpoints } from '../connectors/endpoints';
 import { checkCluster, componentNames, components, type Component } from './components';
 import { HOME, runDir } from './paths';
 import { ensureSecureMaterial } from './secure';
+import { ensureDebianPackages } from './install';
 import { logFile, portFree, runningPid, sleep, start, stop, tailLog } from './proc';
 
 type Log = (line: string) => void;
@@ -52,7 +53,10 @@ async function waitHealthy(c: Component, e: Endpoints, pid: number): Promise<voi
 
 export async function up(e: Endpoints, names: string[], log: Log): Promise<void> {
   const chosen = select(e, names);
-  if (e.secure) ensureSecureMaterial(e, log);
+  if (e.secure) {
+    await ensureDebianPackages({ openssl: 'openssl' }, log);
+    ensureSecureMaterial(e, log);
+  }
   // Before anything starts: data of another cluster size is refused even if node 1 runs.
   if (chosen.some((c) => c.name.startsWith('kafka'))) checkCluster(e);
   const started: Array<{ c: Component; pid: number; t0: number }> = [];

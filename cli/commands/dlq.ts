@@ -8,7 +8,7 @@
  */
 import { Kafka, logLevel, type Message } from 'kafkajs';
 import { Codec } from '../../connectors/codec';
-import { loadConnections, registryOptions } from '../../connectors/connections';
+import { loadConnections, loadMetricsBinding, registryOptions } from '../../connectors/connections';
 import { checkKafka, kafkajsConfig } from '../../connectors/kafka-client';
 import { readToEnd } from '../../connectors/kafka-read';
 import { sendEveryPartition } from '../../connectors/kafka-send';
@@ -212,11 +212,16 @@ async function skip(args: readonly string[]): Promise<number> {
     return 0;
   }
   const { processorUrl, ...request } = parseFlags(SKIP_FLAGS, args);
+  // The processors' endpoints take HOLDBACK_METRICS_TOKEN when they are configured with one.
+  const token = loadMetricsBinding(process.env).token;
   let res: Response;
   try {
     res = await fetch(new URL('/admin/skip', processorUrl), {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers: {
+        'Content-Type': 'application/json',
+        ...(token !== undefined && { Authorization: `Bearer ${token}` }),
+      },
       body: JSON.stringify(request),
     });
   } catch (e) {

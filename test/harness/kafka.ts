@@ -5,22 +5,25 @@
  */
 import { ConfigResourceTypes, Kafka, logLevel, type Admin, type Message } from 'kafkajs';
 import { Codec } from '../../connectors/codec';
-import { loadEndpoints } from '../../connectors/endpoints';
+import { loadConnections, registryOptions } from '../../connectors/connections';
+import { kafkajsConfig } from '../../connectors/kafka-client';
 import { clusterReplication, createTopicsReady } from '../../connectors/kafka-admin';
 import { keyPartitioner, sendEveryPartition } from '../../connectors/kafka-send';
 import { readToEnd, whileRetriable } from '../../connectors/kafka-read';
 import { SchemaRegistryClient } from '../../connectors/registry';
 import { TOPIC_SPECS, type TopicName, type TopicRecords } from '../../schemas/topics';
 
-export const endpoints = loadEndpoints();
+/** The HOLDBACK_* settings of the test's shell: the plain local stack, or the secured one (test/secure). */
+export const connections = loadConnections();
+export const endpoints = connections.endpoints;
 
 export function kafkaClient(clientId = 'holdback-test'): Kafka {
-  return new Kafka({ clientId, brokers: endpoints.kafkaBrokers, logLevel: logLevel.NOTHING });
+  return new Kafka(kafkajsConfig(connections.kafka, clientId, { logLevel: logLevel.NOTHING }));
 }
 
 /** A codec with every contract subject registered (idempotent) on the real registry. */
 export async function registeredCodec(): Promise<Codec> {
-  const registry = new SchemaRegistryClient({ url: endpoints.registryUrl });
+  const registry = new SchemaRegistryClient(registryOptions(connections.registry));
   return new Codec({ source: registry, schemaIds: await registry.registerAll() });
 }
 
