@@ -10,7 +10,7 @@ const HELP = `usage: holdback schemas <register|check>
   check      check the local schemas against the registry without changing it; exits 1 with the
              reasons when one is incompatible or a subject is not BACKWARD
 
-registry: HOLDBACK_HOST, HOLDBACK_REGISTRY_PORT (connectors/endpoints.ts)`;
+registry: HOLDBACK_REGISTRY_URL, its credentials and CA (docs/deploy.md); default the local stack's`;
 
 function describe(c: SubjectCheck): string {
   if (!c.exists) return 'new subject, nothing registered yet';
