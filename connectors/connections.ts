@@ -275,16 +275,21 @@ function runTokenCommand(command: string): string {
   }
 }
 
-export function loadRegistryConnection(env: Env, endpoints: Endpoints): RegistryConnection {
+/** An http(s) URL a setting holds; a bad one is refused with its password masked. */
+function httpUrl(setting: string, raw: string): URL {
   let url: URL;
-  const raw = endpoints.registryUrl;
   try {
     url = new URL(raw);
   } catch {
-    throw new ConfigError(`bad setting HOLDBACK_REGISTRY_URL=${maskUrl(raw)}: not a URL`);
+    throw new ConfigError(`bad setting ${setting}=${maskUrl(raw)}: not a URL`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:')
-    throw new ConfigError(`bad setting HOLDBACK_REGISTRY_URL: ${url.protocol} is not http or https`);
+    throw new ConfigError(`bad setting ${setting}: ${url.protocol} is not http or https`);
+  return url;
+}
+
+export function loadRegistryConnection(env: Env, endpoints: Endpoints): RegistryConnection {
+  const url = httpUrl('HOLDBACK_REGISTRY_URL', endpoints.registryUrl);
   let fromUrl: HttpAuth | undefined;
   // Confluent's basic.auth.credentials.source=URL: credentials in the URL become basic auth.
   if (url.username !== '' || url.password !== '') {
@@ -325,15 +330,10 @@ export function loadRegistryConnection(env: Env, endpoints: Endpoints): Registry
 }
 
 export function loadClickHouseConnection(env: Env, endpoints: Endpoints): ClickHouseConnection {
-  const raw = nonEmpty(env, 'HOLDBACK_CLICKHOUSE_URL') ?? endpoints.clickhouseUrl;
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new ConfigError(`bad setting HOLDBACK_CLICKHOUSE_URL=${maskUrl(raw)}: not a URL`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:')
-    throw new ConfigError(`bad setting HOLDBACK_CLICKHOUSE_URL: ${url.protocol} is not http or https`);
+  const url = httpUrl(
+    'HOLDBACK_CLICKHOUSE_URL',
+    nonEmpty(env, 'HOLDBACK_CLICKHOUSE_URL') ?? endpoints.clickhouseUrl,
+  );
   if (url.username !== '' || url.password !== '')
     throw new ConfigError(
       'HOLDBACK_CLICKHOUSE_URL carries credentials: use HOLDBACK_CLICKHOUSE_USER and HOLDBACK_CLICKHOUSE_PASSWORD(_FILE)',

@@ -18,8 +18,8 @@
 import * as avro from 'avsc';
 import { COMPATIBILITY, SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import { RegistryUnavailableError, SchemaLookupError, type SchemaSource } from './codec';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { httpRequestText } from './http-request';
 import { loadConnections, type HttpAuth } from './connections';
 import { schemaText } from '../schemas/contract';
 import type { RecordName } from '../schemas/generated/types';
@@ -403,7 +403,17 @@ export class SchemaRegistryClient implements SchemaSource {
     const what = `${method} ${this.url}${path}`;
     let res: { status: number; text: string };
     try {
-      res = await this.send(method, this.url + path, body === undefined ? undefined : JSON.stringify(body));
+      res = await httpRequestText(this.url + path, {
+        method,
+        headers: {
+          'Content-Type': CONTENT_TYPE,
+          Accept: `${CONTENT_TYPE}, application/json`,
+          ...this.authorization(),
+        },
+        ...(body !== undefined && { body: JSON.stringify(body) }),
+        ...(this.agent && { agent: this.agent }),
+        timeoutMs: this.requestTimeoutMs,
+      });
     } catch (e) {
       if (TLS_FAILURE.test(message(e))) throw this.tlsFailure(what, e);
       throw asUnavailable(what, e);
@@ -419,41 +429,6 @@ export class SchemaRegistryClient implements SchemaSource {
       throw new RegistryUnavailableError(`${what}: HTTP ${res.status} ${JSON.stringify(parsed)}`);
     }
     return { status: res.status, body: parsed };
-  }
-
-  /** node's http(s).request: it takes the CA bundle (global fetch cannot without undici's Agent). */
-  private send(
-    method: string,
-    url: string,
-    body: string | undefined,
-  ): Promise<{ status: number; text: string }> {
-    return new Promise((resolve, reject) => {
-      const u = new URL(url);
-      const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(
-        u,
-        {
-          method,
-          ...(this.agent && { agent: this.agent }),
-          headers: {
-            'Content-Type': CONTENT_TYPE,
-            Accept: `${CONTENT_TYPE}, application/json`,
-            ...this.authorization(),
-          },
-          timeout: this.requestTimeoutMs,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () =>
-            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
-          );
-          res.on('error', reject);
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.requestTimeoutMs} ms`)));
-      req.on('error', reject);
-      req.end(body);
-    });
   }
 
   /** Runs `fn` until it succeeds, retrying outages with exponential backoff for at most maxTotalMs. */

@@ -6,8 +6,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { httpRequestText } from '../connectors/http-request';
 import { clusterReplication, createTopicsReady } from '../connectors/kafka-admin';
 import { Kafka, logLevel } from 'kafkajs';
 import {
@@ -47,37 +46,12 @@ export interface Component {
   afterStart?(e: Endpoints, log: Log): Promise<void>;
 }
 
-/**
- * One HTTP(S) request of the stack's own (health checks, set-up), with the secure stack's CA and
- * credentials when it has them: node:https takes a CA, global fetch does not.
- */
+/** One HTTP(S) request of the stack's own (health checks, set-up), with the secure stack's CA when it has one. */
 function stackRequest(
   url: string,
   o: { method?: string; body?: string; headers?: Record<string, string>; ca?: string } = {},
 ): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const u = new URL(url);
-    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(
-      u,
-      {
-        method: o.method ?? 'GET',
-        headers: o.headers,
-        timeout: 2000,
-        ...(o.ca !== undefined && { ca: o.ca }),
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('no answer within 2 s')));
-    req.on('error', reject);
-    req.end(o.body);
-  });
+  return httpRequestText(url, { ...o, timeoutMs: 2000 });
 }
 
 async function httpOk(url: string, o: Parameters<typeof stackRequest>[1] = {}): Promise<boolean> {
