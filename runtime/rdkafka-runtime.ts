@@ -162,9 +162,10 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 /**
  * librdkafka settings for the kafkajs-style `KafkaConfig` the runtime options carry
  * (connectors/kafka-client.ts builds it from HOLDBACK_KAFKA_*): brokers, client id, TLS with a CA
- * bundle and a client certificate (as PEM text: ssl.ca.pem, ssl.certificate.pem, ssl.key.pem),
- * SASL PLAIN, SCRAM and OAUTHBEARER (its token is set on each client: `oauthToken`). Anything
- * else is refused rather than dropped: the two transports must connect alike.
+ * bundle and a client certificate (from the files they were read from, ssl.*.location, else as
+ * PEM text, ssl.*.pem), SASL PLAIN, SCRAM and OAUTHBEARER (its token is given to each client:
+ * `authorize`). Anything else is refused rather than dropped: the two transports must connect
+ * alike.
  */
 export function rdkafkaClientConfig(kafka: KafkaConfig): Record<string, string | number | boolean> {
   if (!Array.isArray(kafka.brokers) || kafka.brokers.length === 0) {
@@ -221,8 +222,12 @@ const tokenHolders = new Set<WeakRef<{ setOauthBearerToken(token: string): unkno
 let tokenRefresh: { timer: NodeJS.Timeout; token: () => Promise<string> } | undefined;
 const TOKEN_REFRESH_MS = 60_000;
 
-/** Gives a client the OAUTHBEARER token before it connects (no-op without one). */
-async function authorize(
+/**
+ * Gives a client the OAUTHBEARER token before it connects (no-op without one), and every client
+ * that took one a fresh token every minute from then on (node-rdkafka sets tokens with no expiry
+ * and has no refresh callback: a reconnection would otherwise present a token that has expired).
+ */
+export async function authorize(
   client: { setOauthBearerToken(token: string): unknown },
   token: (() => Promise<string>) | undefined,
 ): Promise<void> {
@@ -252,10 +257,7 @@ async function authorize(
   }
 }
 
-/**
- * The OAUTHBEARER token getter of a KafkaConfig, if it uses one. node-rdkafka has no refresh
- * callback: each client is given the token before it connects, and again by `refreshTokens`.
- */
+/** The OAUTHBEARER token getter of a KafkaConfig, if it uses one (for `authorize`). */
 export function oauthToken(kafka: KafkaConfig): (() => Promise<string>) | undefined {
   const sasl = kafka.sasl;
   if (!sasl || sasl.mechanism.toLowerCase() !== 'oauthbearer') return undefined;

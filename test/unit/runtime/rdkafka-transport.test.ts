@@ -6,7 +6,7 @@
  */
 import { ConfigError } from '../../../connectors/endpoints';
 import { parseRunOptions } from '../../../runtime/config';
-import { rdkafkaClientConfig, oauthToken, taskPartitions } from '../../../runtime/rdkafka-runtime';
+import { authorize, oauthToken, rdkafkaClientConfig, taskPartitions } from '../../../runtime/rdkafka-runtime';
 import { recordsOf } from '../../../runtime/runtime-base';
 import type { Flush, SourceRecord } from '../../../runtime/task';
 
@@ -130,6 +130,23 @@ describe('rdkafkaClientConfig', () => {
     });
     expect(await oauthToken(kafka)!()).toBe('tok');
     expect(oauthToken({ brokers: ['a:1'] })).toBeUndefined();
+  });
+
+  test('OAUTHBEARER: each client gets the token before it connects, and a fresh one every minute', async () => {
+    jest.useFakeTimers();
+    try {
+      let n = 0;
+      const token = (): Promise<string> => Promise.resolve(`token-${++n}`);
+      const client = { setOauthBearerToken: jest.fn() };
+      await authorize(client, token);
+      expect(client.setOauthBearerToken).toHaveBeenLastCalledWith('token-1');
+      await jest.advanceTimersByTimeAsync(60_000);
+      expect(client.setOauthBearerToken).toHaveBeenLastCalledWith('token-2');
+      await authorize({ setOauthBearerToken: jest.fn() }, undefined); // no OAUTHBEARER: nothing
+      expect(client.setOauthBearerToken).toHaveBeenCalledTimes(2);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 });
 
