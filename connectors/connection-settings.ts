@@ -36,6 +36,15 @@ export const CONNECTION_ENV = {
     'secret: bearer token required by /metrics, /health and /admin/* (/live, /ready stay open)',
 } as const;
 
+/** The connection settings as a help text (every command's --help that connects ends with it). */
+export function describeConnectionSettings(): string {
+  const width = Math.max(...Object.keys(CONNECTION_ENV).map((k) => k.length));
+  return [
+    'connections (environment; each secret also as <NAME>_FILE; docs/deploy.md):',
+    ...Object.entries(CONNECTION_ENV).map(([k, v]) => `  ${k.padEnd(width)}  ${v}`),
+  ].join('\n');
+}
+
 /** The settings that are secrets: each may instead be read from the file <NAME>_FILE names. */
 export const SECRET_SETTINGS = [
   'HOLDBACK_KAFKA_SSL_KEY_PASSWORD',

@@ -18,6 +18,7 @@ import {
   type Connections,
 } from '../../connectors/connections';
 import { checkKafka, kafkajsConfig } from '../../connectors/kafka-client';
+import { describeConnectionSettings } from '../../connectors/connection-settings';
 import { checkClickHouse } from '../../connectors/clickhouse/check';
 import { startMetricsServer } from '../../connectors/metrics-server';
 import { SchemaRegistryClient } from '../../connectors/registry';
@@ -41,7 +42,9 @@ const HELP = `usage: holdback clickhouse <migrate|sink|status> [options]
   status    migrations applied, rows per table, lag behind Kafka
 
 options:
-${describeClickHouseOptions()}`;
+${describeClickHouseOptions()}
+
+${describeConnectionSettings()}`;
 
 /** The options, and the connections with the database the options name (--database over HOLDBACK_CLICKHOUSE_DATABASE). */
 function settings(args: string[]): { o: ClickHouseOptions; c: Connections; database: string } {

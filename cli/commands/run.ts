@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { Codec } from '../../connectors/codec';
 import { BrokerClock, clockTopic } from '../../connectors/broker-clock';
 import { describeConnections, loadConnections, registryOptions } from '../../connectors/connections';
+import { describeConnectionSettings } from '../../connectors/connection-settings';
 import { checkKafka, kafkajsConfig } from '../../connectors/kafka-client';
 import { startMetricsServer, type MetricsServer } from '../../connectors/metrics-server';
 import { SchemaRegistryClient } from '../../connectors/registry';
@@ -26,7 +27,9 @@ import type { Command } from '../main';
 const HELP = `usage: holdback run <${Object.keys(PROCESSORS).join('|')}> [options]
 
 options:
-${describeRunOptions()}`;
+${describeRunOptions()}
+
+${describeConnectionSettings()}`;
 
 export const command: Command = {
   summary: 'run a processor on Kafka with exactly-once effects',
