@@ -23,7 +23,8 @@ examples:
   holdback simulate --start 2025-01-01 --seed 7 --events 100000 --json
   holdback simulate --late-settlement-rate 0.05 --late-settlement-delay 36h --mismatch-rate 0.01
 
-Kafka and the schema registry: HOLDBACK_HOST, HOLDBACK_KAFKA_PORT, HOLDBACK_REGISTRY_PORT (connectors/endpoints.ts)`;
+Kafka and the schema registry: HOLDBACK_KAFKA_BOOTSTRAP_SERVERS, HOLDBACK_REGISTRY_URL and their
+security settings (docs/deploy.md); by default the local stack's.`;
 
 function fmt(n: number): string {
   return n.toLocaleString('en-US');
