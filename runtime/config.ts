@@ -73,6 +73,14 @@ export const RUN_OPTIONS = z
       .string()
       .regex(/^[A-Za-z0-9._-]{0,100}$/)
       .default(''),
+    /**
+     * Prepended to every output topic and the DLQ instead of --topic-prefix: a shadow run that
+     * reads the same inputs and writes elsewhere (benchmarks comparing engines on one input).
+     */
+    outputPrefix: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,100}$/)
+      .optional(),
     /** Keep the raw payload of dead letters (otherwise only its SHA-256). */
     dlqPayload: z.stringbool().default(false),
     /** The Kafka client under the runtime: kafkajs (pure JS) or rdkafka (node-rdkafka, librdkafka); same guarantees. */

@@ -71,7 +71,11 @@ export const command: Command = {
       console.error(`holdback run: ${e instanceof Error ? e.message : String(e)}`);
       return 2;
     }
-    const { runtime, server, log, brokerClock } = await serve(processor, options);
+    const { runtime, server, log, brokerClock } = await serve(
+      processor,
+      options,
+      options.outputPrefix !== undefined ? { outputPrefix: options.outputPrefix } : {},
+    );
     try {
       await brokerClock?.start();
       await runtime.start();
