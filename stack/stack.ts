@@ -53,12 +53,13 @@ async function waitHealthy(c: Component, e: Endpoints, pid: number): Promise<voi
 
 export async function up(e: Endpoints, names: string[], log: Log): Promise<void> {
   const chosen = select(e, names);
+  // Before anything starts: data of another cluster size (or plain vs secure) is refused even if
+  // node 1 runs.
+  if (chosen.some((c) => c.name.startsWith('kafka'))) checkCluster(e);
   if (e.secure) {
     await ensureDebianPackages({ openssl: 'openssl' }, log);
     ensureSecureMaterial(e, log);
   }
-  // Before anything starts: data of another cluster size is refused even if node 1 runs.
-  if (chosen.some((c) => c.name.startsWith('kafka'))) checkCluster(e);
   const started: Array<{ c: Component; pid: number; t0: number }> = [];
   for (const c of chosen) {
     const pid = runningPid(c.name);
