@@ -22,3 +22,8 @@ say "ClickHouse sink: sustained rows/s from Kafka"
 npx tsx bench/clickhouse-sink.bench.ts
 say "the whole pipeline: simulated traffic through repayment, eligibility and the sink, with Kafka's perf tools as the ceiling"
 npx tsx bench/pipeline.bench.ts "${PIPELINE_SECONDS:-60}" "${PIPELINE_RATE:-100000}"
+say "repayment alone against a Kafka Streams peer of the same rules (bench/peer), on a 1M-payout backlog, beside ConsumerPerformance"
+ensure_debian mvn maven
+say "building the peer (mvn package: Kafka Streams 4.4 from Maven Central, about a minute the first time)"
+mvn -q -f bench/peer/pom.xml package -DskipTests
+npx tsx bench/peer.bench.ts "${PEER_MERCHANTS:-20000}" "${PEER_PAYOUTS:-1000000}" "${PEER_TRANSPORTS:-kafkajs,rdkafka}"
