@@ -15,6 +15,8 @@
  *
  *   npx tsx bench/peer.bench.ts [merchants, default 20000] [payouts, default 1000000] [transports, default kafkajs,rdkafka]
  *
+ * BENCH_PROFILE_DIR=<dir> writes a CPU profile of each Holdback run there.
+ *
  * Needs `holdback stack up`, a build (`npm run build`) and the peer's jar
  * (`mvn -q -f bench/peer/pom.xml package`); `npm run bench` does all three. Saves
  * bench/results/peer.json. A report, not a test: nothing fails on a slow machine.
@@ -153,10 +155,15 @@ function logTo(name: string): number {
 }
 
 function holdbackChild(app: string, out: string, transport: string): () => ChildProcess {
+  // BENCH_PROFILE_DIR=<dir>: a V8 CPU profile of each Holdback run, written when it stops (as the
+  // test harness does for its processes): where the drain's time goes.
+  const profileDir = process.env['BENCH_PROFILE_DIR'];
+  const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
   return () =>
     spawn(
       process.execPath,
       [
+        ...profile,
         join(REPO_ROOT, 'bin', 'holdback'),
         'run',
         'repayment',

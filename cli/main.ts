@@ -28,7 +28,15 @@ function usage(): string {
   return lines.join('\n');
 }
 
+let redacting = false;
+
 export async function main(argv: string[]): Promise<number> {
+  // bin/holdback calls this directly: the backstop is installed here, before any command runs.
+  if (!redacting) {
+    redacting = true;
+    redactOutput(process.stdout);
+    redactOutput(process.stderr);
+  }
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     console.log(usage());
@@ -54,8 +62,6 @@ function redactOutput(stream: NodeJS.WriteStream): void {
 }
 
 if (require.main === module) {
-  redactOutput(process.stdout);
-  redactOutput(process.stderr);
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;
