@@ -2,7 +2,7 @@
  * The five real servers of the local stack: how each is installed, configured, started and
  * checked for health with its own protocol. All listen on the configured host (127.0.0.1).
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -304,7 +304,12 @@ export function secureServerProperties(
   ].join('\n');
 }
 
-/** The SCRAM users a secure node is formatted with (KRaft stores them in its metadata). */
+/**
+ * The SCRAM users a secure node is formatted with (KRaft stores them in its metadata). They are
+ * arguments of `kafka-storage format`, so visible in `ps` for the second it runs: acceptable for
+ * a local stack on one's own machine; a shared host would add them with kafka-configs
+ * --command-config instead.
+ */
 function scramUsers(e: Endpoints): string[] {
   if (!e.secure) return [];
   const p = securePaths();
@@ -353,6 +358,7 @@ function kafkaNode(node: KafkaNode): Component {
       mkdirSync(data, { recursive: true });
       const props = join(dir, 'server.properties');
       writeFileSync(props, serverProperties(e, node, data), { mode: 0o600 });
+      chmodSync(props, 0o600); // also when the file was there before (mode applies to new files only)
       const logConfig = writeLogConfig(dir, e.kafkaVersion);
       if (!existsSync(join(data, 'meta.properties'))) {
         log(`${name}: formatting Kafka ${e.kafkaVersion} storage in ${data}`);
@@ -507,7 +513,9 @@ const registry: Component = {
     // Quarkus reads <cwd>/config/application.properties: the secure settings go there, not on
     // the command line where `ps` would show them.
     mkdirSync(join(dir, 'config'), { recursive: true });
-    writeFileSync(join(dir, 'config', 'application.properties'), registrySecurity(e), { mode: 0o600 });
+    const quarkusConfig = join(dir, 'config', 'application.properties');
+    writeFileSync(quarkusConfig, registrySecurity(e), { mode: 0o600 });
+    chmodSync(quarkusConfig, 0o600);
     return {
       component: 'registry',
       command: java,
