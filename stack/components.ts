@@ -346,6 +346,11 @@ function kafkaNode(node: KafkaNode): Component {
             [string, number]
           >)
         : []),
+      ...(node.mtlsPort !== undefined
+        ? ([["HOLDBACK_KAFKA_PORT (+2, the secure stack's mTLS listener)", node.mtlsPort]] as Array<
+            [string, number]
+          >)
+        : []),
     ],
     startTimeoutSec: 90,
     async prepare(e, log) {

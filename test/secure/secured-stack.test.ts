@@ -269,23 +269,23 @@ describe('the demo and the tools around it', () => {
 describe('secrets', () => {
   test("a processor's /health and /metrics need the token and carry no secret", async () => {
     const app = `${run}-endpoints`;
-    const p = spawnProcessor(app, 'eligibility', [`--application-id=${app}`, '--metrics-port=38290']);
+    const p = spawnProcessor(app, 'eligibility', [`--application-id=${app}`, '--metrics-port=24290']);
     const token = readSecretFile(paths.metricsToken);
     try {
       await waitFor(
         'the processor to be ready',
-        async () => (await fetch('http://127.0.0.1:38290/ready').catch(() => undefined))?.status === 200,
+        async () => (await fetch('http://127.0.0.1:24290/ready').catch(() => undefined))?.status === 200,
         60_000,
         500,
       );
-      expect((await fetch('http://127.0.0.1:38290/health')).status).toBe(401);
-      expect((await fetch('http://127.0.0.1:38290/metrics')).status).toBe(401);
-      expect((await fetch('http://127.0.0.1:38290/live')).status).toBe(200);
+      expect((await fetch('http://127.0.0.1:24290/health')).status).toBe(401);
+      expect((await fetch('http://127.0.0.1:24290/metrics')).status).toBe(401);
+      expect((await fetch('http://127.0.0.1:24290/live')).status).toBe(200);
       const auth = { headers: { Authorization: `Bearer ${token}` } };
-      const health = await fetch('http://127.0.0.1:38290/health', auth);
+      const health = await fetch('http://127.0.0.1:24290/health', auth);
       expect(health.status).toBe(200);
       keep('/health', await health.text());
-      keep('/metrics', await (await fetch('http://127.0.0.1:38290/metrics', auth)).text());
+      keep('/metrics', await (await fetch('http://127.0.0.1:24290/metrics', auth)).text());
     } finally {
       await terminate(p);
       keep(`${app} log`, readFileSync(p.logFile, 'utf8'));
