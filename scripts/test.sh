@@ -60,7 +60,8 @@ cluster_rc=0
   HOLDBACK_HOME="$ROOT/$HOLDBACK_HOME"
   # The jars are the same: share the stack's download cache.
   mkdir -p "$HOLDBACK_HOME" && ln -sfn "$ROOT/.holdback/cache" "$HOLDBACK_HOME/cache"
-  holdback stack up kafka kafka-2 kafka-3 || exit 1
+  # A failed start leaves nothing running: what did start is stopped.
+  holdback stack up kafka kafka-2 kafka-3 || { holdback stack down kafka; exit 1; }
   npx jest --ci --selectProjects cluster --runInBand --forceExit --json --outputFile="$ROOT/.holdback/jest-cluster.json" 2>&1
   rc=$?
   say "stopping the three-node cluster"
@@ -74,7 +75,7 @@ secure_rc=0
   set -a; . test/secure/secure.env; set +a
   HOLDBACK_HOME="$ROOT/$HOLDBACK_HOME"
   mkdir -p "$HOLDBACK_HOME" && ln -sfn "$ROOT/.holdback/cache" "$HOLDBACK_HOME/cache"
-  holdback stack up --secure || exit 1
+  holdback stack up --secure || { holdback stack down; exit 1; }
   # What a client of it sets: addresses, CA, users, and every secret as a *_FILE path.
   set -a; . "$HOLDBACK_HOME/secure/client.env"; set +a
   npx jest --ci --selectProjects secure --runInBand --forceExit --json --outputFile="$ROOT/.holdback/jest-secure.json" 2>&1
