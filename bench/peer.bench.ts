@@ -15,7 +15,7 @@
  *
  *   npx tsx bench/peer.bench.ts [merchants, default 20000] [payouts, default 1000000] [transports, default kafkajs,rdkafka]
  *
- * BENCH_PROFILE_DIR=<dir> writes a CPU profile of each Holdback run there.
+ * BENCH_PROFILE_DIR=<dir> writes a CPU profile of each Holdback run there (test/harness/processes.ts).
  *
  * Needs `holdback stack up`, a build (`npm run build`) and the peer's jar
  * (`mvn -q -f bench/peer/pom.xml package`); `npm run bench` does all three. Saves
@@ -37,6 +37,7 @@ import {
   readAll,
   registeredCodec,
 } from '../test/harness/kafka';
+import { spawnHoldback } from '../test/harness/processes';
 import { Rng } from '../test/harness/random';
 import { consumerPerformance, rssMb } from './kafka-tools';
 import { kafkaSetup, machine } from './machine';
@@ -72,32 +73,19 @@ function cpuSeconds(pid: number): number {
   }
 }
 
+type Admin = ReturnType<ReturnType<typeof kafkaClient>['admin']>;
+const INPUTS = [IN + TOPICS.loanEvents, IN + TOPICS.payouts];
+
 /** The input records a group has committed, over both inputs. */
-async function committed(groupId: string): Promise<number> {
-  const admin = kafkaClient('bench-peer-offsets').admin();
-  await admin.connect();
-  try {
-    const topics = await admin.fetchOffsets({
-      groupId,
-      topics: [IN + TOPICS.loanEvents, IN + TOPICS.payouts],
-    });
-    return topics.flatMap((t) => t.partitions).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
-  } finally {
-    await admin.disconnect();
-  }
+async function committed(admin: Admin, groupId: string): Promise<number> {
+  const topics = await admin.fetchOffsets({ groupId, topics: INPUTS });
+  return topics.flatMap((t) => t.partitions).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
 }
 
-async function endOfInputs(): Promise<number> {
-  const admin = kafkaClient('bench-peer-offsets').admin();
-  await admin.connect();
-  try {
-    let n = 0;
-    for (const t of [IN + TOPICS.loanEvents, IN + TOPICS.payouts])
-      for (const p of await admin.fetchTopicOffsets(t)) n += Number(p.high);
-    return n;
-  } finally {
-    await admin.disconnect();
-  }
+async function endOfInputs(admin: Admin): Promise<number> {
+  let n = 0;
+  for (const t of INPUTS) for (const p of await admin.fetchTopicOffsets(t)) n += Number(p.high);
+  return n;
 }
 
 /** Runs one engine until its group has committed every input record; its figures. */
@@ -106,7 +94,10 @@ async function drain(
   groupId: string,
   child: () => ChildProcess,
 ): Promise<Omit<Drain, 'deductions' | 'equalToHoldback' | 'differences'>> {
-  const end = await endOfInputs();
+  // One admin connection for the whole drain: it is asked every 500 ms.
+  const admin = kafkaClient('bench-peer-offsets').admin();
+  await admin.connect();
+  const end = await endOfInputs(admin);
   const t0 = Date.now();
   const proc = child();
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
@@ -123,7 +114,7 @@ async function drain(
       const rss = rssMb(proc.pid);
       if (rss !== null) peak = Math.max(peak ?? 0, rss);
       cpu = cpuSeconds(proc.pid!);
-      done = await committed(groupId).catch(() => done);
+      done = await committed(admin, groupId).catch(() => done);
       const now = Date.now();
       if (!t10 && done >= end * 0.1) t10 = now;
       if (!t90 && done >= end * 0.9) t90 = now;
@@ -135,6 +126,7 @@ async function drain(
     const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
     await exited;
     clearTimeout(timer);
+    await admin.disconnect();
   }
   const seconds = (Date.now() - t0) / 1000;
   const drained = (t90 - t10) / 1000;
@@ -154,27 +146,18 @@ function logTo(name: string): number {
   return openSync(join(LOG_DIR, `${name}.log`), 'a');
 }
 
+/** `holdback run repayment` as the harness spawns it (its log, and BENCH_PROFILE_DIR's CPU profile). */
 function holdbackChild(app: string, out: string, transport: string): () => ChildProcess {
-  // BENCH_PROFILE_DIR=<dir>: a V8 CPU profile of each Holdback run, written when it stops (as the
-  // test harness does for its processes): where the drain's time goes.
-  const profileDir = process.env['BENCH_PROFILE_DIR'];
-  const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
   return () =>
-    spawn(
-      process.execPath,
-      [
-        ...profile,
-        join(REPO_ROOT, 'bin', 'holdback'),
-        'run',
-        'repayment',
-        `--topic-prefix=${IN}`,
-        `--application-id=${app}`,
-        `--transport=${transport}`,
-        // Outputs under their own prefix, so that each engine's deductions can be read alone.
-        `--output-prefix=${out}`,
-      ],
-      { stdio: ['ignore', logTo(app), logTo(app)] },
-    );
+    spawnHoldback(app, [
+      'run',
+      'repayment',
+      `--topic-prefix=${IN}`,
+      `--application-id=${app}`,
+      `--transport=${transport}`,
+      // Outputs under their own prefix, so that each engine's deductions can be read alone.
+      `--output-prefix=${out}`,
+    ]).child;
 }
 
 function peerChild(app: string, out: string, threads: number): () => ChildProcess {
