@@ -15,6 +15,7 @@
  *
  *   npx tsx bench/peer.bench.ts [merchants, default 20000] [payouts, default 1000000] [transports, default kafkajs,rdkafka]
  *
+ * PEER_THREADS=1,2 (the default) chooses the peer's runs; `PEER_THREADS=` runs Holdback alone.
  * BENCH_PROFILE_DIR=<dir> writes a CPU profile of each Holdback run there (test/harness/processes.ts).
  *
  * Needs `holdback stack up`, a build (`npm run build`) and the peer's jar
@@ -44,7 +45,9 @@ import { kafkaSetup, machine } from './machine';
 
 const MERCHANTS = Number(process.argv[2] ?? 20_000);
 const PAYOUTS = Number(process.argv[3] ?? 1_000_000);
-const TRANSPORTS = (process.argv[4] ?? 'kafkajs,rdkafka').split(',');
+const TRANSPORTS = (process.argv[4] ?? 'kafkajs,rdkafka').split(',').filter(Boolean);
+/** The peer's stream-thread counts to run (`PEER_THREADS=` runs no peer: Holdback alone, to profile it). */
+const PEER_THREADS = (process.env.PEER_THREADS ?? '1,2').split(',').filter(Boolean).map(Number);
 const RUN = `bench-peer-${Date.now().toString(36)}`;
 const IN = `${RUN}.`;
 const PEER_JAR = join(REPO_ROOT, 'bench', 'peer', 'target', 'repayment-peer.jar');
@@ -257,7 +260,7 @@ async function main(): Promise<void> {
       const app = `${RUN}-holdback-${t}`;
       return { name: `holdback ${t}`, app, child: holdbackChild(app, `${app}.`, t) };
     }),
-    ...[1, 2].map((n) => {
+    ...PEER_THREADS.map((n) => {
       const app = `${RUN}-streams-${n}`;
       return {
         name: `kafka streams ${n} thread${n > 1 ? 's' : ''}`,
@@ -309,7 +312,10 @@ async function main(): Promise<void> {
     payouts: PAYOUTS,
     ceiling: { consumerPerformanceRecordsPerSec: ceilingRead },
     runs,
-    holdbackOverPeer: Math.round((best('holdback') / Math.max(1, best('kafka streams'))) * 100) / 100,
+    holdbackOverPeer:
+      PEER_THREADS.length === 0
+        ? null
+        : Math.round((best('holdback') / Math.max(1, best('kafka streams'))) * 100) / 100,
   };
   console.log('\nengine                      payouts/s (whole, steady)   cores   peak RSS   equal');
   for (const r of runs)

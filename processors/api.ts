@@ -122,6 +122,12 @@ export interface Processor<S, E = never> {
   tick?(state: S, key: string, ctx: StepContext<E>): StepResult<S, E>;
   /** What of this key's state is withheld and unsettled (undefined: nothing). Pure, like process. */
   unsettled?(state: S): Unsettled | undefined;
+  /**
+   * What one entry holds withheld and unsettled (undefined: nothing). Pure. The runtime adds the
+   * entries' amounts to the states' (`unsettled`) in the same gauges, keeping running totals as
+   * entries are written, restored, deleted and expire.
+   */
+  unsettledEntry?(entry: E): Unsettled | undefined;
 }
 
 /**

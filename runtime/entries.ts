@@ -59,7 +59,11 @@ export class Entries<E> {
   /** Changelog keys written or deleted since the last drain. */
   private dirty = new Map<string, { key: string; id: string }>();
 
-  constructor(private readonly serde: StateSerde<E>) {}
+  constructor(
+    private readonly serde: StateSerde<E>,
+    /** Told of every entry an expiry drops (a write or a delete is the caller's own change). */
+    private readonly onExpire?: (key: string, id: string) => void,
+  ) {}
 
   get size(): number {
     return this.count;
@@ -97,10 +101,16 @@ export class Entries<E> {
     if (expireBefore !== undefined) this.expire(key, expireBefore);
   }
 
-  /** One changelog record, from a restore. */
-  restore(key: string, id: string, bytes: Buffer | null): void {
-    if (bytes !== null) this.decode(bytes.toString('latin1')); // refuse a bad record now, not at use
-    this.set(key, id, bytes === null ? undefined : bytes.toString('latin1'));
+  /** One changelog record, from a restore; the entry decoded (undefined: deleted). */
+  restore(key: string, id: string, bytes: Buffer | null): E | undefined {
+    if (bytes === null) {
+      this.set(key, id, undefined);
+      return undefined;
+    }
+    const held = bytes.toString('latin1');
+    const value = this.decode(held); // a bad record is refused now, not at use
+    this.set(key, id, held);
+    return value;
   }
 
   /** The changelog records of every entry changed since the last drain (null: deleted). */
@@ -153,6 +163,7 @@ export class Entries<E> {
       if (held === undefined || expiryOf(held) !== at) continue;
       this.remove(key, k, id);
       this.dirty.set(entryChangelogKey(key, id), { key, id });
+      this.onExpire?.(key, id);
       if (!this.byKey.has(key)) return;
     }
     if (k.head > 64 && k.head * 2 > k.at.length) {

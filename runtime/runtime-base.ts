@@ -1337,7 +1337,7 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
         { processor: this.name },
         [...this.tasks.values()].filter((h) => h.stoppedBy).length,
       );
-      if (this.o.processor.unsettled) {
+      if (this.o.processor.unsettled || this.o.processor.unsettledEntry) {
         const ready = [...this.tasks.values()].filter((h) => h.isReady).map((h) => h.task);
         this.o.metrics.reportUnsettled(this.name, ready, now);
       }

@@ -17,7 +17,7 @@ import {
   type StepResult,
   type Unsettled,
 } from '../processors/api';
-import { Entries, parseEntryChangelogKey } from './entries';
+import { Entries, entryChangelogKey, parseEntryChangelogKey } from './entries';
 import { TimerQueue } from './timers';
 
 /** A record as it came off Kafka, before decoding. */
@@ -102,9 +102,10 @@ export class Task<S, E = never> {
   private dirty = new Set<string>();
   private offsetsMoved = false;
   private oldestTimestamp: number | undefined;
-  // What the keys' states hold withheld and unsettled (Processor.unsettled), kept as running
-  // totals so the gauges cost nothing per scrape: each key's last contribution is replaced when
-  // the key changes, and the oldest is a min-queue over keys.
+  // What the keys' states and entries hold withheld and unsettled (Processor.unsettled and
+  // unsettledEntry), kept as running totals so the gauges cost nothing per scrape: each state's or
+  // entry's last contribution is replaced when it changes, and the oldest is a min-queue over
+  // them. A state counts under its key, an entry under its changelog key (they cannot collide).
   private readonly unsettledByKey = new Map<string, Unsettled>();
   private readonly unsettledOldest = new TimerQueue();
   private unsettledCount = 0;
@@ -116,7 +117,9 @@ export class Task<S, E = never> {
     /** Encode outputs as they are produced, so a bad one stops its step, not a whole commit. */
     private readonly encodeOutput?: OutputEncoder,
   ) {
-    this.entries = processor.entrySerde && new Entries(processor.entrySerde);
+    this.entries =
+      processor.entrySerde &&
+      new Entries(processor.entrySerde, (key, id) => this.track(entryChangelogKey(key, id), undefined));
   }
 
   // ---- restore (from the changelog, before any record is accepted) ----
@@ -134,7 +137,8 @@ export class Task<S, E = never> {
         throw new Error(
           `changelog holds entry ${JSON.stringify(key)}, but ${this.processor.name} keeps none`,
         );
-      this.entries.restore(entry.key, entry.id, value);
+      const e = this.entries.restore(entry.key, entry.id, value);
+      this.trackEntry(entry.key, entry.id, e);
       return;
     }
     if (value === null) {
@@ -151,9 +155,18 @@ export class Task<S, E = never> {
 
   private trackUnsettled(key: string, s: S | undefined): void {
     const of = this.processor.unsettled;
-    if (!of) return;
-    const before = this.unsettledByKey.get(key);
-    const after = s === undefined ? undefined : of.call(this.processor, s);
+    if (of) this.track(key, s === undefined ? undefined : of.call(this.processor, s));
+  }
+
+  private trackEntry(key: string, id: string, e: E | undefined): void {
+    const of = this.processor.unsettledEntry;
+    if (of) this.track(entryChangelogKey(key, id), e === undefined ? undefined : of.call(this.processor, e));
+  }
+
+  /** Replaces what `trackKey` (a state key, or an entry's changelog key) contributes to the totals. */
+  private track(trackKey: string, after: Unsettled | undefined): void {
+    const before = this.unsettledByKey.get(trackKey);
+    if (before === undefined && after === undefined) return;
     if (before) {
       this.unsettledCount -= before.count;
       for (const [c, m] of before.minorByCurrency)
@@ -163,11 +176,11 @@ export class Task<S, E = never> {
       this.unsettledCount += after.count;
       for (const [c, m] of after.minorByCurrency)
         this.unsettledMinor.set(c, (this.unsettledMinor.get(c) ?? 0) + m);
-      this.unsettledByKey.set(key, after);
-      this.unsettledOldest.set(key, after.oldestAt);
+      this.unsettledByKey.set(trackKey, after);
+      this.unsettledOldest.set(trackKey, after.oldestAt);
     } else if (before) {
-      this.unsettledByKey.delete(key);
-      this.unsettledOldest.delete(key);
+      this.unsettledByKey.delete(trackKey);
+      this.unsettledOldest.delete(trackKey);
     }
   }
 
@@ -357,6 +370,9 @@ export class Task<S, E = never> {
     if (step.entries !== undefined || step.expireEntriesBefore !== undefined) {
       if (!this.entries)
         throw new InvariantViolation(`${this.processor.name} wrote entries without an entrySerde`);
+      // Tracked before they apply: an entry the step's own expiry drops is then untracked.
+      if (this.processor.unsettledEntry)
+        for (const c of step.entries ?? []) this.trackEntry(key, c.id, c.value);
       this.entries.apply(key, step.entries, step.expireEntriesBefore);
     }
     // Every processed key is written to the changelog: a processor that mutated its state in

@@ -485,7 +485,7 @@ export class TestDriver<S, E = never> {
           : serde.decode(serde.encode(result.state));
       return { ...result, state: roundTripped, ...(entries && { entries }) };
     };
-    const { timerAt, tick, unsettled } = p;
+    const { timerAt, tick, unsettled, unsettledEntry } = p;
     return {
       name: p.name,
       inputs: p.inputs,
@@ -500,6 +500,7 @@ export class TestDriver<S, E = never> {
           call('tick', key, s, ctx.now, () => tick.call(p, s, key, ctx)),
       }),
       ...(unsettled && { unsettled: (s: S) => unsettled.call(p, s) }),
+      ...(unsettledEntry && { unsettledEntry: (e: E) => unsettledEntry.call(p, e) }),
     };
   }
 

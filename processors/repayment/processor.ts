@@ -44,9 +44,10 @@ import {
   copyState,
   emptyState,
   isOpen,
-  openPayoutOf,
   payoutRecordSerde,
   repaymentStateSerde,
+  unsettledOf,
+  withVerdict,
   type Loan,
   type PayoutRecord,
   type RepaymentState,
@@ -72,22 +73,28 @@ export function createRepaymentProcessor(
     process: (state, input, ctx) => processInput(cfg, state, input, ctx),
     timerAt: (s) => nextTimer(cfg, s),
     tick: (state, _key, ctx) => runStep(cfg, state, ctx, ctx.now, () => undefined),
-    unsettled,
+    unsettled: unsettledLegacy,
+    unsettledEntry: unsettledOf,
   };
 }
 
 /**
  * Withholdings of payouts neither settled nor failed (a reversed payout owes nothing), with the
  * time the oldest was decided: the settlement-lag gauges and HoldbackUnsettledWithholdingTooOld.
+ * Each open payout's entry says what it holds (unsettledOf); a state restored from a version 1 or
+ * 2 changelog still holds its payouts itself until the key's next step moves them into entries.
  */
-function unsettled(s: RepaymentState): Unsettled | undefined {
+function unsettledLegacy(s: RepaymentState): Unsettled | undefined {
+  if (s.legacyPayouts.size === 0) return undefined;
   let count = 0;
   let oldestAt = Infinity;
   const byCurrency = new Map<string, number>();
-  for (const o of s.open.values()) {
-    count += o.withholdings;
-    byCurrency.set(o.currency, (byCurrency.get(o.currency) ?? 0) + o.withheldMinor);
-    oldestAt = Math.min(oldestAt, o.decidedAt);
+  for (const r of s.legacyPayouts.values()) {
+    const u = unsettledOf(r);
+    if (!u) continue;
+    count += u.count;
+    for (const [c, m] of u.minorByCurrency) byCurrency.set(c, (byCurrency.get(c) ?? 0) + m);
+    oldestAt = Math.min(oldestAt, u.oldestAt);
   }
   return count === 0 ? undefined : { count, minorByCurrency: [...byCurrency], oldestAt };
 }
@@ -176,12 +183,12 @@ function processInput(
     if (problem) {
       // Remembered, so that a redelivery after the loan changed is still this rejection.
       const [reasonCode, detail] = problem;
-      const s = { ...before, loanEvents: new Map(before.loanEvents).set(e.event_id, { reasonCode, detail }) };
+      const s = { ...before, loanEvents: withVerdict(before.loanEvents, e.event_id, { reasonCode, detail }) };
       return { state: s, outputs: [], rejection: { reasonCode, detail } };
     }
     return runStep(cfg, before, ctx, clockFor(cfg, before, e.occurred_at, ctx.now), (s) => {
       applyLoanEvent(s, e, eventTimeOf(cfg, e.occurred_at, ctx.now), ctx.now);
-      s.loanEvents.set(e.event_id, null);
+      s.loanEvents = withVerdict(s.loanEvents, e.event_id, null);
     });
   }
   throw new InvariantViolation(`repayment: not an input topic: ${input.topic}`);
@@ -229,7 +236,7 @@ function runStep(
   const empty =
     s.loans.size === 0 &&
     s.loanEvents.size === 0 &&
-    s.open.size === 0 &&
+    s.openPayouts === 0 &&
     s.rememberUntil < s.clock &&
     s.clock <= ctx.now;
   return {
@@ -330,8 +337,8 @@ function applyPayout(
       break;
     }
   }
-  if (isOpen(next)) s.open.set(e.payout_id, openPayoutOf(next));
-  else s.open.delete(e.payout_id);
+  // `record` is the entry as it was (an open one is always remembered): the count follows the change.
+  s.openPayouts += Number(isOpen(next)) - Number(record !== undefined && isOpen(record));
   writePayout(cfg, s, entries, e.payout_id, next);
 }
 

@@ -10,7 +10,7 @@ import {
   type LoanStatus,
   type RepaymentPace,
 } from '../../schemas/generated/types';
-import type { Rejection, StateSerde } from '../api';
+import type { Rejection, StateSerde, Unsettled } from '../api';
 import { BinaryReader, BinaryWriter } from '../binary';
 
 export interface Loan {
@@ -63,14 +63,6 @@ export interface PayoutRecord {
   readonly lastEventAt: number;
 }
 
-/** A payout whose withholdings stand and that is neither SETTLED nor FAILED: money in flight. */
-export interface OpenPayout {
-  readonly currency: string;
-  readonly withheldMinor: number;
-  readonly withholdings: number;
-  readonly decidedAt: number;
-}
-
 /** What became of a loan event: null when it applied, else its rejection (given again on redelivery). */
 export type LoanEventVerdict = Rejection | null;
 
@@ -79,9 +71,14 @@ export interface RepaymentState {
   clock: number;
   loans: Map<string, Loan>;
   /** Every loan event_id this merchant was sent, with its verdict, for as long as its loans live. */
-  loanEvents: Map<string, LoanEventVerdict>;
-  /** The payouts (their records are entries, PayoutRecord) whose withholdings are unsettled. */
-  open: Map<string, OpenPayout>;
+  loanEvents: ReadonlyMap<string, LoanEventVerdict>;
+  /**
+   * How many of the merchant's payout entries are open (isOpen: withholdings neither settled nor
+   * failed). Open entries never expire, so a merchant with any is not forgotten. What they hold
+   * is summed from the entries themselves (Processor.unsettledEntry), not kept here: the state is
+   * rewritten at every commit that touches the merchant and must not grow with its payouts.
+   */
+  openPayouts: number;
   /**
    * Payout records restored from a version 2 changelog, which kept them inside the state: the
    * key's next step moves them into entries. Empty otherwise.
@@ -96,24 +93,36 @@ export function emptyState(): RepaymentState {
     clock: 0,
     loans: new Map(),
     loanEvents: new Map(),
-    open: new Map(),
+    openPayouts: 0,
     legacyPayouts: new Map(),
     rememberUntil: 0,
   };
 }
 
-/** A copy a step may mutate: loans are copied; verdicts and open payouts are replaced, never changed. */
+/**
+ * A copy a step may mutate: loans are copied; verdicts are replaced, never changed, so their map
+ * is shared until a step adds one (withVerdict).
+ */
 export function copyState(s: RepaymentState): RepaymentState {
   const loans = new Map<string, Loan>();
   for (const [id, loan] of s.loans) loans.set(id, { ...loan });
   return {
     clock: s.clock,
     loans,
-    loanEvents: new Map(s.loanEvents),
-    open: new Map(s.open),
+    loanEvents: s.loanEvents,
+    openPayouts: s.openPayouts,
     legacyPayouts: s.legacyPayouts,
     rememberUntil: s.rememberUntil,
   };
+}
+
+/** The loan event verdicts with one more, as a new map (the old one may be shared with `before`). */
+export function withVerdict(
+  verdicts: ReadonlyMap<string, LoanEventVerdict>,
+  eventId: string,
+  verdict: LoanEventVerdict,
+): Map<string, LoanEventVerdict> {
+  return new Map(verdicts).set(eventId, verdict);
 }
 
 /** Whether a payout record holds withholdings a SETTLED or FAILED has still to conclude. */
@@ -121,25 +130,31 @@ export function isOpen(r: PayoutRecord): boolean {
   return r.withholdings.length > 0 && !r.reversed && !r.settled && !r.failed;
 }
 
-export function openPayoutOf(r: PayoutRecord): OpenPayout {
+/** What an open payout holds unsettled (Processor.unsettledEntry); undefined when it is not open. */
+export function unsettledOf(r: PayoutRecord): Unsettled | undefined {
+  if (!isOpen(r)) return undefined;
+  let minor = 0;
+  for (const w of r.withholdings) minor += w.amountMinor;
   return {
-    currency: r.currency,
-    withheldMinor: r.withholdings.reduce((sum, w) => sum + w.amountMinor, 0),
-    withholdings: r.withholdings.length,
-    decidedAt: r.firstWithheldDecidedAt ?? r.scheduledAt ?? r.lastEventAt,
+    count: r.withholdings.length,
+    minorByCurrency: [[r.currency, minor]],
+    oldestAt: r.firstWithheldDecidedAt ?? r.scheduledAt ?? r.lastEventAt,
   };
 }
 
 /**
  * The changelog format. A state is rewritten on every commit that touches its merchant, so it
- * holds only what is small (loans, loan event verdicts, open payouts); each payout's record is its
- * own entry (payoutRecordSerde), written when that payout changes. Version 3 is that layout;
- * version 2 (binary, payouts and event ids inside the state) and version 1 (JSON, first byte '{')
- * still restore: their payouts become entries at the key's next step.
+ * holds only what is small (loans, loan event verdicts, how many payouts are open); each payout's
+ * record is its own entry (payoutRecordSerde), written when that payout changes. Version 4 is that
+ * layout. Version 3 also listed every open payout (id, currency, amount, count, time), so a
+ * merchant's state grew with its unsettled payouts and was rewritten whole with them: it restores
+ * as its count. Version 2 (binary, payouts and event ids inside the state) and version 1 (JSON,
+ * first byte '{') still restore: their payouts become entries at the key's next step.
  */
 const SERDE_V1 = 1;
 const SERDE_V2 = 2;
 const SERDE_V3 = 3;
+const SERDE_V4 = 4;
 const PAYOUT_RECORD_V1 = 1;
 
 interface V2Payout extends Omit<PayoutRecord, 'lastEventAt'> {
@@ -248,10 +263,12 @@ function fromLegacy(
   const s = emptyState();
   s.clock = clock;
   s.loans = loans;
-  for (const [key] of seen) if (key.startsWith('l:')) s.loanEvents.set(key.slice(2), null);
+  const verdicts = new Map<string, LoanEventVerdict>();
+  for (const [key] of seen) if (key.startsWith('l:')) verdicts.set(key.slice(2), null);
+  s.loanEvents = verdicts;
   for (const [id, p] of payouts) {
     s.legacyPayouts.set(id, p);
-    if (isOpen(p)) s.open.set(id, openPayoutOf(p));
+    if (isOpen(p)) s.openPayouts++;
   }
   return s;
 }
@@ -319,7 +336,7 @@ const scratch = new BinaryWriter(16 * 1024);
 export const repaymentStateSerde: StateSerde<RepaymentState> = {
   encode(s) {
     const w = scratch.reset();
-    w.byte(SERDE_V3).uint(s.clock).uint(s.rememberUntil);
+    w.byte(SERDE_V4).uint(s.clock).uint(s.rememberUntil);
     w.uint(s.loans.size);
     for (const loan of s.loans.values()) writeLoan(w, loan);
     w.uint(s.loanEvents.size);
@@ -328,9 +345,7 @@ export const repaymentStateSerde: StateSerde<RepaymentState> = {
       if (v === null) w.byte(0);
       else w.byte(1).string(v.reasonCode).string(v.detail);
     }
-    w.uint(s.open.size);
-    for (const [id, o] of s.open)
-      w.string(id).string(o.currency).uint(o.withheldMinor).uint(o.withholdings).uint(o.decidedAt);
+    w.uint(s.openPayouts);
     w.uint(s.legacyPayouts.size);
     for (const [id, p] of s.legacyPayouts) {
       w.string(id);
@@ -347,23 +362,30 @@ export const repaymentStateSerde: StateSerde<RepaymentState> = {
       r.end();
       return s;
     }
-    if (version !== SERDE_V3) throw new Error(`repayment state: unsupported serde version ${version}`);
+    if (version !== SERDE_V3 && version !== SERDE_V4)
+      throw new Error(`repayment state: unsupported serde version ${version}`);
     const s = emptyState();
     s.clock = r.uint();
     s.rememberUntil = r.uint();
     s.loans = readLoans(r);
+    const verdicts = new Map<string, LoanEventVerdict>();
     for (let n = r.uint(); n > 0; n--) {
       const id = r.string();
-      s.loanEvents.set(id, r.byte() === 0 ? null : { reasonCode: r.string(), detail: r.string() });
+      verdicts.set(id, r.byte() === 0 ? null : { reasonCode: r.string(), detail: r.string() });
     }
-    for (let n = r.uint(); n > 0; n--) {
-      const id = r.string();
-      s.open.set(id, {
-        currency: r.string(),
-        withheldMinor: r.uint(),
-        withholdings: r.uint(),
-        decidedAt: r.uint(),
-      });
+    s.loanEvents = verdicts;
+    if (version === SERDE_V4) s.openPayouts = r.uint();
+    else {
+      // Version 3: each open payout (id, currency, amount, withholdings, decided at), which its
+      // entry also holds; only their number is kept.
+      for (let n = r.uint(); n > 0; n--) {
+        r.string();
+        r.string();
+        r.uint();
+        r.uint();
+        r.uint();
+        s.openPayouts++;
+      }
     }
     for (let n = r.uint(); n > 0; n--) {
       const id = r.string();

@@ -537,7 +537,7 @@ describe('repayment: bounded state', () => {
       ],
       driver,
     );
-    expect(driver.state('M1')?.open.size).toBe(0);
+    expect(driver.state('M1')?.openPayouts).toBe(0);
   });
 
   it('keeps the state of a merchant with a payout a day for three years small', () => {
@@ -558,7 +558,7 @@ describe('repayment: bounded state', () => {
     const state = driver.state('M1')!;
     // 35 days of payouts are remembered, each as its own entry; the state holds only the loan.
     expect(driver.entries('M1').size).toBeLessThanOrEqual(37);
-    expect(state.open.size).toBe(0);
+    expect(state.openPayouts).toBe(0);
     expect(state.loanEvents.size).toBe(1);
     expect(repaymentStateSerde.encode(state).length).toBeLessThan(200);
   });
