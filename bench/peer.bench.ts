@@ -23,9 +23,9 @@
  * bench/results/peer.json. A report, not a test: nothing fails on a slow machine.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Deduction, LoanEvent, PayoutEvent } from '../schemas/generated/types';
+import type { Deduction } from '../schemas/generated/types';
 import { TOPICS } from '../schemas/topics';
 import { REPO_ROOT } from '../stack/paths';
 import {
@@ -33,14 +33,18 @@ import {
   createTopics,
   deleteTopics,
   endpoints,
-  kafkaClient,
-  produce,
   readAll,
   registeredCodec,
 } from '../test/harness/kafka';
-import { spawnHoldback } from '../test/harness/processes';
-import { Rng } from '../test/harness/random';
-import { consumerPerformance, rssMb } from './kafka-tools';
+import {
+  drain,
+  holdbackRepayment,
+  LOG_DIR,
+  produceRepaymentBacklog,
+  repaymentInputs,
+  type Drain,
+} from './backlog';
+import { consumerPerformance } from './kafka-tools';
 import { kafkaSetup, machine } from './machine';
 
 const MERCHANTS = Number(process.argv[2] ?? 20_000);
@@ -51,116 +55,16 @@ const PEER_THREADS = (process.env.PEER_THREADS ?? '1,2').split(',').filter(Boole
 const RUN = `bench-peer-${Date.now().toString(36)}`;
 const IN = `${RUN}.`;
 const PEER_JAR = join(REPO_ROOT, 'bench', 'peer', 'target', 'repayment-peer.jar');
-const LOG_DIR = join(REPO_ROOT, '.holdback', 'test-logs');
 
-interface Drain {
-  engine: string;
-  payoutsPerSec: number;
-  steadyPayoutsPerSec: number;
-  seconds: number;
-  cpuSeconds: number;
-  cores: number;
-  peakRssMb: number | null;
+interface Run extends Drain {
   deductions: number;
   equalToHoldback: boolean | null;
   differences: string[];
 }
 
-/** utime + stime of a process and its threads, in seconds (/proc/<pid>/stat, clock ticks of 100 Hz). */
-function cpuSeconds(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
-}
-
-type Admin = ReturnType<ReturnType<typeof kafkaClient>['admin']>;
-const INPUTS = [IN + TOPICS.loanEvents, IN + TOPICS.payouts];
-
-/** The input records a group has committed, over both inputs. */
-async function committed(admin: Admin, groupId: string): Promise<number> {
-  const topics = await admin.fetchOffsets({ groupId, topics: INPUTS });
-  return topics.flatMap((t) => t.partitions).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
-}
-
-async function endOfInputs(admin: Admin): Promise<number> {
-  let n = 0;
-  for (const t of INPUTS) for (const p of await admin.fetchTopicOffsets(t)) n += Number(p.high);
-  return n;
-}
-
-/** Runs one engine until its group has committed every input record; its figures. */
-async function drain(
-  engine: string,
-  groupId: string,
-  child: () => ChildProcess,
-): Promise<Omit<Drain, 'deductions' | 'equalToHoldback' | 'differences'>> {
-  // One admin connection for the whole drain: it is asked every 500 ms.
-  const admin = kafkaClient('bench-peer-offsets').admin();
-  await admin.connect();
-  const end = await endOfInputs(admin);
-  const t0 = Date.now();
-  const proc = child();
-  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
-  let peak: number | null = null;
-  let done = 0;
-  let t10 = 0;
-  let t90 = 0;
-  let cpu = 0;
-  try {
-    for (;;) {
-      await new Promise((r) => setTimeout(r, 500));
-      if (proc.exitCode !== null)
-        throw new Error(`${engine} exited with ${proc.exitCode}; see ${LOG_DIR}/${groupId}.log`);
-      const rss = rssMb(proc.pid);
-      if (rss !== null) peak = Math.max(peak ?? 0, rss);
-      cpu = cpuSeconds(proc.pid!);
-      done = await committed(admin, groupId).catch(() => done);
-      const now = Date.now();
-      if (!t10 && done >= end * 0.1) t10 = now;
-      if (!t90 && done >= end * 0.9) t90 = now;
-      if (done >= end) break;
-      if (now - t0 > 1_800_000) throw new Error(`${engine} did not drain in 30 minutes (${done}/${end})`);
-    }
-  } finally {
-    proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
-    await exited;
-    clearTimeout(timer);
-    await admin.disconnect();
-  }
-  const seconds = (Date.now() - t0) / 1000;
-  const drained = (t90 - t10) / 1000;
-  return {
-    engine,
-    payoutsPerSec: Math.round(PAYOUTS / seconds),
-    steadyPayoutsPerSec: Math.round((0.8 * end) / Math.max(0.001, drained)),
-    seconds: Math.round(seconds * 10) / 10,
-    cpuSeconds: Math.round(cpu * 10) / 10,
-    cores: Math.round((cpu / seconds) * 100) / 100,
-    peakRssMb: peak,
-  };
-}
-
 function logTo(name: string): number {
   mkdirSync(LOG_DIR, { recursive: true });
   return openSync(join(LOG_DIR, `${name}.log`), 'a');
-}
-
-/** `holdback run repayment` as the harness spawns it (its log, and BENCH_PROFILE_DIR's CPU profile). */
-function holdbackChild(app: string, out: string, transport: string): () => ChildProcess {
-  return () =>
-    spawnHoldback(app, [
-      'run',
-      'repayment',
-      `--topic-prefix=${IN}`,
-      `--application-id=${app}`,
-      `--transport=${transport}`,
-      // Outputs under their own prefix, so that each engine's deductions can be read alone.
-      `--output-prefix=${out}`,
-    ]).child;
 }
 
 function peerChild(app: string, out: string, threads: number): () => ChildProcess {
@@ -201,64 +105,17 @@ async function main(): Promise<void> {
   );
   const codec = await registeredCodec();
   await createTopics(IN);
-  const rng = new Rng(16);
-  // Funded 25 days ago, payouts over the 20 days after: no 30-day period ends before the run
-  // (the peer has no timers; Holdback would tick every merchant at its period end), and every
-  // payout stays inside the 35-day de-duplication horizon of the wall clock both engines run by.
-  const t0 = Date.now() - 25 * 86_400_000;
-  const loans: LoanEvent[] = Array.from({ length: MERCHANTS }, (_, i) => ({
-    event_id: `${RUN}-f${i}`,
-    loan_id: `${RUN}-loan${i}`,
-    merchant_id: `${RUN}-m${i}`,
-    type: 'FUNDED',
-    occurred_at: t0,
-    principal_minor: 10_000_000,
-    fee_minor: 1_000_000,
-    holdback_rate_bps: rng.pick([500, 1000, 1500]),
-    minimum_payment_minor: 0,
-    period_days: 30,
-    currency: 'USD',
-  }));
-  await produce(
-    IN,
-    codec,
-    loans.map((l) => ({ topic: TOPICS.loanEvents, key: l.merchant_id, value: l })),
-    2000,
-  );
-  console.log(`producing ${PAYOUTS} payouts...`);
-  const span = 20 * 86_400_000; // inside the 35-day de-duplication horizon: every payout stays remembered
-  for (let i = 0; i < PAYOUTS; i += 50_000) {
-    const chunk: PayoutEvent[] = [];
-    for (let j = i; j < Math.min(PAYOUTS, i + 50_000); j++) {
-      const m = rng.int(0, MERCHANTS - 1);
-      chunk.push({
-        event_id: `${RUN}-p${j}`,
-        merchant_id: `${RUN}-m${m}`,
-        payout_id: `${RUN}-p${j}`,
-        type: 'SCHEDULED',
-        gross_amount_minor: rng.int(1000, 500_000),
-        withheld_minor: null,
-        currency: 'USD',
-        occurred_at: t0 + 3_600_000 + Math.floor((j / PAYOUTS) * span),
-      });
-    }
-    await produce(
-      IN,
-      codec,
-      chunk.map((p) => ({ topic: TOPICS.payouts, key: p.merchant_id, value: p })),
-      5000,
-    );
-  }
+  await produceRepaymentBacklog(IN, codec, MERCHANTS, PAYOUTS);
 
   console.log("Kafka's ConsumerPerformance on the payouts topic (the read ceiling)...");
   const ceilingRead = consumerPerformance(IN + TOPICS.payouts, PAYOUTS, `${RUN}-perf`, 120_000);
 
-  const runs: Drain[] = [];
+  const runs: Run[] = [];
   let reference: Map<Key, string> | undefined;
   const engines: Array<{ name: string; app: string; child: () => ChildProcess }> = [
     ...TRANSPORTS.map((t) => {
       const app = `${RUN}-holdback-${t}`;
-      return { name: `holdback ${t}`, app, child: holdbackChild(app, `${app}.`, t) };
+      return { name: `holdback ${t}`, app, child: () => holdbackRepayment(app, IN, `${app}.`, t) };
     }),
     ...PEER_THREADS.map((n) => {
       const app = `${RUN}-streams-${n}`;
@@ -273,7 +130,7 @@ async function main(): Promise<void> {
     for (const e of engines) {
       await createTopics(`${e.app}.`);
       console.log(`draining with ${e.name}...`);
-      const figures = await drain(e.name, e.app, e.child);
+      const figures = await drain(e.name, e.app, repaymentInputs(IN), PAYOUTS, () => [e.child()]);
       const deductions = (await readAll(`${e.app}.`, TOPICS.deductions, codec)) as Deduction[];
       const mine = new Map(deductions.map((d) => [keyOf(d), valueOf(d)]));
       const differences: string[] = [];
@@ -282,7 +139,7 @@ async function main(): Promise<void> {
           if (mine.get(k) !== v) differences.push(`${k}: ${v} vs ${mine.get(k) ?? 'none'}`);
         for (const k of mine.keys()) if (!reference.has(k)) differences.push(`${k}: none vs ${mine.get(k)}`);
       } else reference = mine;
-      const run: Drain = {
+      const run: Run = {
         ...figures,
         deductions: deductions.length,
         equalToHoldback: runs.length === 0 ? null : differences.length === 0,

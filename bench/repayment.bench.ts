@@ -8,6 +8,10 @@
  *
  *   npx tsx bench/repayment.bench.ts [events/s, default 5000] [seconds, default 60] [merchants, default 20000]
  *     [transport: kafkajs|rdkafka, default $BENCH_TRANSPORT or kafkajs]
+ *     [guarantee: exactly_once|at_least_once, default exactly_once]
+ *
+ * Saves bench/results/repayment-<transport>.json (exactly-once) or
+ * repayment-<transport>-at_least_once.json.
  *
  * Needs `holdback stack up` and a build (`npm run build`); `npm run bench` does both.
  */
@@ -35,6 +39,10 @@ const MERCHANTS = Number(process.argv[4] ?? 20_000);
 const TRANSPORT = process.argv[5] ?? process.env['BENCH_TRANSPORT'] ?? 'kafkajs';
 if (TRANSPORT !== 'kafkajs' && TRANSPORT !== 'rdkafka') {
   throw new Error(`transport must be kafkajs or rdkafka, not ${TRANSPORT}`);
+}
+const GUARANTEE = process.argv[6] ?? 'exactly_once';
+if (GUARANTEE !== 'exactly_once' && GUARANTEE !== 'at_least_once') {
+  throw new Error(`guarantee must be exactly_once or at_least_once, not ${GUARANTEE}`);
 }
 const RUN = `bench-repay-${Date.now().toString(36)}`;
 const PREFIX = `${RUN}.`;
@@ -72,6 +80,7 @@ async function main(): Promise<void> {
     `--topic-prefix=${PREFIX}`,
     `--application-id=${RUN}`,
     `--transport=${TRANSPORT}`,
+    `--guarantee=${GUARANTEE}`,
   ]);
   const producer = kafkaClient('bench-producer').producer({ idempotent: true, maxInFlightRequests: 1 });
   const consumer = kafkaClient('bench-consumer').consumer({
@@ -174,7 +183,7 @@ async function main(): Promise<void> {
       machine: machine(),
       setup: {
         transport: TRANSPORT,
-        guarantee: 'exactly_once',
+        guarantee: GUARANTEE,
         commitIntervalMs: 100,
         partitions: 4,
         merchants: MERCHANTS,
@@ -206,7 +215,7 @@ async function main(): Promise<void> {
       'end probe wait (s)': result.endProbes.seconds,
     });
     mkdirSync(join(__dirname, 'results'), { recursive: true });
-    const file = `repayment-${TRANSPORT}.json`;
+    const file = `repayment-${TRANSPORT}${GUARANTEE === 'exactly_once' ? '' : `-${GUARANTEE}`}.json`;
     writeFileSync(join(__dirname, 'results', file), `${JSON.stringify(result, null, 2)}\n`);
     console.log(`saved bench/results/${file}`);
   } finally {

@@ -243,7 +243,7 @@ export class KafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
       if (this.isInterrupted(e)) return;
       throw e;
     }
-    await this.commitDue(this.o.clock());
+    this.commitDue(this.o.clock());
   }
 
   /** When the batch being handled arrived: the newest fetch response's time (now, if none was reported). */

@@ -930,7 +930,7 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
       if (this.isInterrupted(e)) return;
       throw e;
     }
-    await this.commitDue(this.o.clock());
+    this.commitDue(this.o.clock());
   }
 
   /** librdkafka caches each partition's high watermark from its fetch responses. */
