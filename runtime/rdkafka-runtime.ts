@@ -624,7 +624,8 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
   private async onRevoke(generation: number, consumer: KafkaConsumer): Promise<void> {
     if (generation === this.generation) {
       for (const h of this.tasks.values()) h.assigned = false;
-      const ready = [...this.tasks.values()].filter((h) => h.isReady && !h.stoppedBy);
+      // A task whose commit failed is already being restarted (commitFailed): nothing to commit.
+      const ready = [...this.tasks.values()].filter((h) => h.isReady && !h.stoppedBy && !h.commitFailed);
       const ok = await Promise.all(ready.map((h) => this.commitOrRestart(h)));
       if (ok.every(Boolean)) this.o.log.info('partitions revoked; pending work committed');
     }

@@ -486,6 +486,10 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
     await this.lock.run(async () => {
       for (const h of this.tasks.values()) {
         if (!this.active(h)) continue;
+        await h.inflight;
+        // A task whose commit failed is being restarted: what it holds after the failure is
+        // redone by the next owner, as the failed commit's own work is (already reported).
+        if (h.commitFailed) continue;
         try {
           await this.commit(h);
         } catch (e) {
