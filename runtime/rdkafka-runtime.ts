@@ -682,6 +682,11 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
       }
     }
     consumer.assign(positions);
+    // librdkafka keeps an application pause across unassign and assign, while the tasks' groups
+    // start again unpaused (resetGroup): a partition paused for a full buffer before the rebalance
+    // would never be fetched again. A task kept across a rebalance stalled so, its buffer full of
+    // loans and waiting for payouts that never came (bench/scaling.bench.ts, 4 instances joining).
+    for (const p of assigned) this.resumeFetch(this.inputTopics(), p);
     const stopped = assigned.filter((p) => this.tasks.get(p)!.stoppedBy);
     for (const p of stopped) this.pauseFetch(this.inputTopics(), p);
   }
