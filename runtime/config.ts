@@ -83,8 +83,8 @@ export const RUN_OPTIONS = z
       .optional(),
     /** Keep the raw payload of dead letters (otherwise only its SHA-256). */
     dlqPayload: z.stringbool().default(false),
-    /** The Kafka client under the runtime: kafkajs (pure JS) or rdkafka (node-rdkafka, librdkafka); same guarantees. */
-    transport: z.enum(['kafkajs', 'rdkafka']).default('kafkajs'),
+    /** The Kafka client under the runtime: rdkafka (node-rdkafka, librdkafka; the default since issue 16) or kafkajs (pure JS); same guarantees. */
+    transport: z.enum(['kafkajs', 'rdkafka']).default('rdkafka'),
     /** eligibility only: the policy file (JSON), validated at start-up; default policies/default.json. */
     policy: z.string().min(1).optional(),
     /**
