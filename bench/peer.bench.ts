@@ -4,7 +4,9 @@
  * each engine drains it from the beginning under its own application id, exactly-once, 100 ms
  * commits:
  *
- * - Holdback: `holdback run repayment` on each transport given;
+ * - Holdback: `holdback run repayment` on each transport given, one instance, and (`rdkafka*2`)
+ *   two instances in one group: Holdback uses a second core as Kafka Streams does, by another
+ *   member of the group (an instance), where Kafka Streams adds a stream thread;
  * - the peer: bench/peer (Kafka Streams 4.4, exactly_once_v2, RocksDB), on 1 and 2 stream threads.
  *
  * Drained = the group's committed offsets reach the end of both input topics. Reported per run:
@@ -13,7 +15,8 @@
  * payouts topic is the read ceiling. Every deduction of every engine is compared with Holdback's
  * first run (payout, loan, amount, balance after): the outputs must be equal.
  *
- *   npx tsx bench/peer.bench.ts [merchants, default 20000] [payouts, default 1000000] [transports, default kafkajs,rdkafka]
+ *   npx tsx bench/peer.bench.ts [merchants, default 20000] [payouts, default 1000000]
+ *     [Holdback runs, default kafkajs,rdkafka,rdkafka*2: a transport, `*N` for N instances in one group]
  *
  * PEER_THREADS=1,2 (the default) chooses the peer's runs; `PEER_THREADS=` runs Holdback alone.
  * BENCH_PROFILE_DIR=<dir> writes a CPU profile of each Holdback run there (test/harness/processes.ts).
@@ -49,7 +52,7 @@ import { kafkaSetup, machine } from './machine';
 
 const MERCHANTS = Number(process.argv[2] ?? 20_000);
 const PAYOUTS = Number(process.argv[3] ?? 1_000_000);
-const TRANSPORTS = (process.argv[4] ?? 'kafkajs,rdkafka').split(',').filter(Boolean);
+const TRANSPORTS = (process.argv[4] ?? 'kafkajs,rdkafka,rdkafka*2').split(',').filter(Boolean);
 /** The peer's stream-thread counts to run (`PEER_THREADS=` runs no peer: Holdback alone, to profile it). */
 const PEER_THREADS = (process.env.PEER_THREADS ?? '1,2').split(',').filter(Boolean).map(Number);
 const RUN = `bench-peer-${Date.now().toString(36)}`;
@@ -112,17 +115,25 @@ async function main(): Promise<void> {
 
   const runs: Run[] = [];
   let reference: Map<Key, string> | undefined;
-  const engines: Array<{ name: string; app: string; child: () => ChildProcess }> = [
-    ...TRANSPORTS.map((t) => {
-      const app = `${RUN}-holdback-${t}`;
-      return { name: `holdback ${t}`, app, child: () => holdbackRepayment(app, IN, `${app}.`, t) };
+  const engines: Array<{ name: string; app: string; start: () => ChildProcess[] }> = [
+    ...TRANSPORTS.map((spec) => {
+      // `rdkafka*2`: two instances (processes) in one group, as Kafka Streams runs two threads.
+      const [t, n = '1'] = spec.split('*') as [string, string?];
+      const instances = Number(n);
+      const app = `${RUN}-holdback-${t}-${instances}`;
+      return {
+        name: `holdback ${t}${instances > 1 ? ` x${instances} instances` : ''}`,
+        app,
+        start: () => Array.from({ length: instances }, (_, i) => holdbackRepayment(app, IN, `${app}.`, t, i)),
+      };
     }),
     ...PEER_THREADS.map((n) => {
       const app = `${RUN}-streams-${n}`;
+      const child = peerChild(app, `${app}.`, n);
       return {
         name: `kafka streams ${n} thread${n > 1 ? 's' : ''}`,
         app,
-        child: peerChild(app, `${app}.`, n),
+        start: () => [child()],
       };
     }),
   ];
@@ -130,7 +141,7 @@ async function main(): Promise<void> {
     for (const e of engines) {
       await createTopics(`${e.app}.`);
       console.log(`draining with ${e.name}...`);
-      const figures = await drain(e.name, e.app, repaymentInputs(IN), PAYOUTS, () => [e.child()]);
+      const figures = await drain(e.name, e.app, repaymentInputs(IN), PAYOUTS, e.start);
       const deductions = (await readAll(`${e.app}.`, TOPICS.deductions, codec)) as Deduction[];
       const mine = new Map(deductions.map((d) => [keyOf(d), valueOf(d)]));
       const differences: string[] = [];
@@ -160,6 +171,14 @@ async function main(): Promise<void> {
 
   const best = (prefix: string): number =>
     Math.max(0, ...runs.filter((r) => r.engine.startsWith(prefix)).map((r) => r.steadyPayoutsPerSec));
+  // Like for like: one Holdback instance against one stream thread, two against two.
+  const ratio = (holdback: Run[], peer: Run | undefined): number | null =>
+    holdback.length === 0 || !peer
+      ? null
+      : Math.round(
+          (Math.max(...holdback.map((r) => r.steadyPayoutsPerSec)) / peer.steadyPayoutsPerSec) * 100,
+        ) / 100;
+  const holdbackRuns = runs.filter((r) => r.engine.startsWith('holdback'));
   const result = {
     run: RUN,
     date: new Date().toISOString(),
@@ -173,6 +192,14 @@ async function main(): Promise<void> {
       PEER_THREADS.length === 0
         ? null
         : Math.round((best('holdback') / Math.max(1, best('kafka streams'))) * 100) / 100,
+    oneInstanceOverOneThread: ratio(
+      holdbackRuns.filter((r) => !r.engine.includes(' x')),
+      runs.find((r) => r.engine === 'kafka streams 1 thread'),
+    ),
+    twoInstancesOverTwoThreads: ratio(
+      holdbackRuns.filter((r) => r.engine.includes(' x2 ')),
+      runs.find((r) => r.engine === 'kafka streams 2 threads'),
+    ),
   };
   console.log('\nengine                      payouts/s (whole, steady)   cores   peak RSS   equal');
   for (const r of runs)
@@ -180,7 +207,9 @@ async function main(): Promise<void> {
       `${r.engine.padEnd(28)}${String(r.payoutsPerSec).padStart(9)} ${String(r.steadyPayoutsPerSec).padStart(9)}   ${String(r.cores).padStart(5)}   ${String(r.peakRssMb).padStart(5)} MB   ${r.equalToHoldback ?? 'reference'}`,
     );
   console.log(
-    `ConsumerPerformance: ${Math.round(ceilingRead)} records/s; Holdback / Kafka Streams (steady): ${result.holdbackOverPeer}`,
+    `ConsumerPerformance: ${Math.round(ceilingRead)} records/s; Holdback / Kafka Streams (steady, best of each): ` +
+      `${result.holdbackOverPeer}; 1 instance / 1 thread: ${result.oneInstanceOverOneThread}; ` +
+      `2 instances / 2 threads: ${result.twoInstancesOverTwoThreads}`,
   );
   const dir = join(REPO_ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });

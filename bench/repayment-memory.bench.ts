@@ -20,7 +20,8 @@
  *
  *   npx tsx --expose-gc bench/repayment-memory.bench.ts [merchants, default 2000] [payouts, default 1000000]
  *
- * Prints a table, before and after side by side, and saves bench/results/repayment-memory.json.
+ * Prints a table, before and after side by side, and saves bench/results/repayment-memory.json
+ * (repayment-memory-<merchants>.json for any other number of merchants than the default).
  * A report, not a test: nothing fails on a slow machine.
  */
 import { execFileSync } from 'node:child_process';
@@ -489,8 +490,9 @@ function main(): void {
   };
   const dir = join(__dirname, 'results');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'repayment-memory.json'), `${JSON.stringify(report, null, 2)}\n`);
-  console.log(`saved bench/results/repayment-memory.json (${report.runSeconds} s)`);
+  const file = MERCHANTS === 2000 ? 'repayment-memory.json' : `repayment-memory-${MERCHANTS}.json`;
+  writeFileSync(join(dir, file), `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`saved bench/results/${file} (${report.runSeconds} s)`);
 }
 
 if (IS_CHILD) {

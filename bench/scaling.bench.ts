@@ -9,9 +9,10 @@
  *   npx tsx bench/scaling.bench.ts [merchants, default 10000,100000,1000000] [instances, default 1,2,4]
  *     [payouts per point, default 500000] [transport, default rdkafka]
  *
- * The instance curve runs on the second merchant count (100,000 by default). On two cores, more
- * instances cannot add throughput: what the curve shows is what they cost. Needs `holdback stack
- * up` and a build. Saves bench/results/scaling.json. A report, not a test.
+ * The instance curve runs on the second merchant count (100,000 by default). One instance is
+ * bound by its one JavaScript thread (about 1.1 cores), so on two cores a second instance adds
+ * throughput and more only cost memory: the curve shows both. Needs `holdback stack up` and a
+ * build. Saves bench/results/scaling.json. A report, not a test.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
