@@ -104,16 +104,26 @@ if [ "$started_stack" = 1 ]; then
   fi
 fi
 
-# The closing line CI reads: N passed, N failed (the life-cycle check counts as one test).
+# Each failure again, briefly, then the closing line CI reads: N passed, N failed (the life-cycle
+# check counts as one test). A long run's failure otherwise scrolls out of the tail a CI log keeps.
 node -e '
-  const runs = process.argv.slice(1, 5).map((f) => { try { return require(f); } catch { return null; } });
+  const files = process.argv.slice(1, 5);
+  const runs = files.map((f) => { try { return require(f); } catch { return null; } });
   const lifecycleOk = process.argv[5] === "0";
+  const plain = (t) => String(t).replace(/\x1b\[[0-9;]*m/g, "");
+  const brief = (t) => plain(t).split("\n").filter((l) => l.trim() !== "").slice(0, 25).map((l) => "    " + l).join("\n");
   let passed = lifecycleOk ? 1 : 0, failed = lifecycleOk ? 0 : 1;
-  for (const r of runs) {
-    if (!r) { failed++; continue; }
+  runs.forEach((r, i) => {
+    if (!r) { failed++; console.log(`FAILED: no results in ${files[i]} (that jest run did not finish)`); return; }
     passed += r.numPassedTests;
     failed += r.numFailedTests + r.numRuntimeErrorTestSuites;
-  }
+    for (const suite of r.testResults) {
+      const file = suite.name.replace(process.cwd() + "/", "");
+      const failedTests = suite.assertionResults.filter((a) => a.status === "failed");
+      for (const a of failedTests) console.log(`FAILED: ${file} > ${a.fullName}\n${brief(a.failureMessages.join("\n"))}`);
+      if (failedTests.length === 0 && suite.status === "failed") console.log(`FAILED: ${file}\n${brief(suite.message)}`);
+    }
+  });
   console.log(`tests: ${passed} passed, ${failed} failed`);
 ' "$ROOT/.holdback/jest-main.json" "$ROOT/.holdback/jest-fault.json" "$ROOT/.holdback/jest-cluster.json" "$ROOT/.holdback/jest-secure.json" "$lifecycle_rc"
 [ "$main_rc" = 0 ] && [ "$fault_rc" = 0 ] && [ "$cluster_rc" = 0 ] && [ "$secure_rc" = 0 ] && [ "$lifecycle_rc" = 0 ]
