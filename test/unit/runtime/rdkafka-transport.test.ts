@@ -11,13 +11,14 @@ import { recordsOf } from '../../../runtime/runtime-base';
 import type { Flush, SourceRecord } from '../../../runtime/task';
 
 describe('--transport', () => {
-  test('defaults to kafkajs', () => {
-    expect(parseRunOptions([]).transport).toBe('kafkajs');
+  test('defaults to rdkafka (issue 16: about twice the throughput of kafkajs)', () => {
+    expect(parseRunOptions([]).transport).toBe('rdkafka');
   });
 
-  test('takes rdkafka in both spellings', () => {
-    expect(parseRunOptions(['--transport=rdkafka']).transport).toBe('rdkafka');
+  test('takes either in both spellings', () => {
+    expect(parseRunOptions(['--transport=kafkajs']).transport).toBe('kafkajs');
     expect(parseRunOptions(['--transport', 'kafkajs']).transport).toBe('kafkajs');
+    expect(parseRunOptions(['--transport', 'rdkafka']).transport).toBe('rdkafka');
   });
 
   test('refuses anything else, naming the option', () => {
