@@ -111,7 +111,7 @@ node -e '
   const runs = files.map((f) => { try { return require(f); } catch { return null; } });
   const lifecycleOk = process.argv[5] === "0";
   const plain = (t) => String(t).replace(/\x1b\[[0-9;]*m/g, "");
-  const brief = (t) => plain(t).split("\n").filter((l) => l.trim() !== "").slice(0, 25).map((l) => "    " + l).join("\n");
+  const brief = (t) => plain(t).split("\n").filter((l) => l.trim() !== "" && !/node_modules\/|node:internal|<anonymous>/.test(l)).slice(0, 25).map((l) => "    " + l).join("\n");
   let passed = lifecycleOk ? 1 : 0, failed = lifecycleOk ? 0 : 1;
   runs.forEach((r, i) => {
     if (!r) { failed++; console.log(`FAILED: no results in ${files[i]} (that jest run did not finish)`); return; }
