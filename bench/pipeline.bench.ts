@@ -6,7 +6,14 @@
  * partition count and record size, Kafka's own ProducerPerformance and ConsumerPerformance give
  * the ceiling, and the pipeline's rate is reported as a ratio of it.
  *
- *   npx tsx bench/pipeline.bench.ts [seconds=60] [rate=100000] [merchants=2000] [transport=kafkajs] [live|backlog]
+ *   npx tsx bench/pipeline.bench.ts [seconds=60] [rate=100000] [merchants=2000] [transport=kafkajs] [live|backlog|replay]
+ *
+ * replay (issue 16): a load generator that is not the bottleneck (bench/replay.ts). The simulator
+ * writes rate x seconds records into staging topics first; their bytes are loaded into memory and
+ * replayed at `rate` while the pipeline runs, and each consumer group's lag on the inputs is
+ * sampled every 2 s: the pipeline keeps up when no group is more than 10 s of input behind at the
+ * end (eligibility waits, by design, for repayment's loan states of the same event time, and
+ * commits every 100 ms: a lag of a few seconds of input is its steady state, not a backlog).
  *
  * Figures: input records/s produced; end-to-end records/s (every input record decided by both
  * processors and its row in ClickHouse, from the first record to the moment all three are idle);
@@ -21,11 +28,14 @@ import { join } from 'node:path';
 import { createClient } from '@clickhouse/client';
 import { migrate } from '../connectors/clickhouse/migrate';
 import { createTopicsReady } from '../connectors/kafka-admin';
+import type { Admin } from 'kafkajs';
 import { simulate } from '../simulator';
+import { INPUT_TOPICS } from '../simulator/marketplace';
 import { REPO_ROOT } from '../stack/paths';
 import { createTopics, deleteTopics, endpoints, kafkaClient } from '../test/harness/kafka';
 import { consumerPerformance, kafkaTool, rssMb } from './kafka-tools';
 import { machine } from './machine';
+import { load, replay, replayOrder, stage } from './replay';
 
 const SECONDS = Number(process.argv[2] ?? 60);
 const RATE = Number(process.argv[3] ?? 100_000);
@@ -36,14 +46,75 @@ const TRANSPORT = process.argv[5] ?? 'kafkajs';
  * backlog: everything is produced first, then the processors and the sink start and the time to
  * drain it is their capacity on their own.
  */
-const MODE = (process.argv[6] ?? 'live') as 'live' | 'backlog';
+const MODE = (process.argv[6] ?? 'live') as 'live' | 'backlog' | 'replay';
+if (!['live', 'backlog', 'replay'].includes(MODE))
+  throw new Error(`mode must be live, backlog or replay, not ${MODE}`);
 const RUN = `bench-pipe-${Date.now().toString(36)}`;
 const PREFIX = `${RUN}.`;
 const DATABASE = RUN.replace(/-/g, '_');
 const PORTS = { repayment: 19111, eligibility: 19112, sink: 19113 } as const;
 type Name = keyof typeof PORTS;
 
+const STAGE = `${RUN}-stage.`;
+/** The three consumer groups, in the order of PORTS. */
+const GROUP_NAMES = ['repayment', 'eligibility', 'sink'] as const;
+const GROUPS = [`${RUN}-repayment`, `${RUN}-eligibility`, `holdback-clickhouse-${DATABASE}`];
+/** The input topics each group reads (repayment: loans and payouts; the others: all four). */
+const GROUP_INPUTS = [['lending.loans.v1', 'marketplace.payouts.v1'], INPUT_TOPICS, INPUT_TOPICS].map((ts) =>
+  ts.map((t) => PREFIX + t),
+);
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Each group's lag on its input topics (end offsets minus committed offsets), sampled while the
+ * replay runs. A group keeps up when its lag at the end is at most 10 s of input.
+ */
+class LagSampler {
+  private readonly samples: Array<{ atMs: number; lags: number[] }> = [];
+
+  constructor(
+    private readonly admin: Admin,
+    private readonly rate: number,
+  ) {}
+
+  async sample(atMs: number): Promise<number[]> {
+    const ends = new Map<string, number>();
+    for (const topic of INPUT_TOPICS.map((t) => PREFIX + t))
+      for (const p of await this.admin.fetchTopicOffsets(topic))
+        ends.set(`${topic}/${p.partition}`, Number(p.high));
+    const lags = await Promise.all(
+      GROUPS.map(async (groupId, g) => {
+        const committed = await this.admin.fetchOffsets({ groupId, topics: GROUP_INPUTS[g]! });
+        let lag = 0;
+        for (const t of committed)
+          for (const p of t.partitions)
+            lag += (ends.get(`${t.topic}/${p.partition}`) ?? 0) - Math.max(0, Number(p.offset));
+        return lag;
+      }),
+    );
+    this.samples.push({ atMs, lags });
+    return lags;
+  }
+
+  report(): {
+    everyMs: number;
+    max: number[];
+    atEnd: number[];
+    keptUp: boolean;
+    samples: Array<{ atMs: number; lags: number[] }>;
+  } {
+    const max = GROUPS.map((_, g) => Math.max(0, ...this.samples.map((s) => s.lags[g]!)));
+    const atEnd = this.samples.at(-1)?.lags ?? GROUPS.map(() => NaN);
+    return {
+      everyMs: 2000,
+      max,
+      atEnd,
+      keptUp: atEnd.every((l) => l <= 10 * this.rate),
+      samples: this.samples,
+    };
+  }
+}
 
 function start(name: Name, args: string[]): ChildProcess {
   const dir = join(REPO_ROOT, '.holdback', 'test-logs');
@@ -194,31 +265,76 @@ async function main(): Promise<void> {
       },
     );
   let procs: Partial<Record<Name, ChildProcess>> = {};
+  const healthy = async (): Promise<void> => {
+    for (let i = 0; ; i++) {
+      const ok = await Promise.all(
+        Object.values(PORTS).map((p) =>
+          fetch(`http://127.0.0.1:${p}/health`).then(
+            (r) => r.ok,
+            () => false,
+          ),
+        ),
+      );
+      if (ok.every(Boolean)) return;
+      if (i > 120)
+        throw new Error(`processes not healthy after 60 s; logs in .holdback/test-logs/${RUN}-*.log`);
+      await sleep(500);
+    }
+  };
+  const admin = kafkaClient(`${RUN}-lag`).admin();
+  await admin.connect();
   try {
     let t0: number;
-    let summary: Awaited<ReturnType<typeof produce>>;
+    let summary: { produced: number; wallSeconds: number; recordsPerSec: number };
+    let generator: Record<string, number> | undefined;
+    let lag: ReturnType<LagSampler['report']> | undefined;
     if (MODE === 'backlog') {
       console.log('producing the backlog (no processor running)...');
       summary = await produce();
       console.log(`\nproduced ${summary.produced}; starting the processors and the sink on it`);
       t0 = Date.now();
       procs = startAll();
+    } else if (MODE === 'replay') {
+      const wanted = RATE * SECONDS;
+      console.log(`staging ${wanted} records with the simulator (nothing else running)...`);
+      const staging = await stage(STAGE, wanted, MERCHANTS, (n, perSec) =>
+        process.stdout.write(`\r  staged ${n} (${Math.round(perSec)}/s)   `),
+      );
+      console.log(`\nloading the staged records' bytes into memory...`);
+      const loadStarted = Date.now();
+      const staged = await load(STAGE, endpoints.partitions);
+      const order = replayOrder(staged);
+      const loadSeconds = (Date.now() - loadStarted) / 1000;
+      await deleteTopics(STAGE).catch(() => undefined);
+      console.log(`loaded ${staged.length} records in ${loadSeconds.toFixed(1)} s; starting the pipeline`);
+      procs = startAll();
+      await healthy();
+      const sampler = new LagSampler(admin, RATE);
+      let sampledAt = 0;
+      console.log(`replaying at ${RATE}/s for ${SECONDS} s...`);
+      t0 = Date.now();
+      const r = await replay(staged, order, PREFIX, RATE, SECONDS, async (produced, elapsedMs) => {
+        if (elapsedMs - sampledAt < 2000) return;
+        sampledAt = elapsedMs;
+        const lags = await sampler.sample(elapsedMs);
+        process.stdout.write(
+          `\r  ${Math.round(elapsedMs / 1000)}s replayed ${produced}; lag ${lags.map((l, i) => `${GROUP_NAMES[i]} ${l}`).join(', ')}   `,
+        );
+      });
+      lag = sampler.report();
+      summary = { produced: r.produced, wallSeconds: r.seconds, recordsPerSec: r.recordsPerSec };
+      generator = {
+        stagedRecords: staging.produced,
+        stagedMerchants: staging.merchants,
+        stageSeconds: Math.round(staging.seconds),
+        loadSeconds: Math.round(loadSeconds),
+        replayedPerSecond: r.recordsPerSec,
+        cpuSeconds: r.cpuSeconds,
+        cores: Math.round((r.cpuSeconds / r.seconds) * 100) / 100,
+      };
     } else {
       procs = startAll();
-      for (let i = 0; ; i++) {
-        const ok = await Promise.all(
-          Object.values(PORTS).map((p) =>
-            fetch(`http://127.0.0.1:${p}/health`).then(
-              (r) => r.ok,
-              () => false,
-            ),
-          ),
-        );
-        if (ok.every(Boolean)) break;
-        if (i > 120)
-          throw new Error(`processes not healthy after 60 s; logs in .holdback/test-logs/${RUN}-*.log`);
-        await sleep(500);
-      }
+      await healthy();
       console.log('producing...');
       t0 = Date.now();
       summary = await produce();
@@ -307,8 +423,23 @@ async function main(): Promise<void> {
         kafkaConsumerPerfPerSecond: Math.round(roof.consume),
       },
       ratioToConsumerCeiling: Math.round((endToEnd / roof.consume) * 1000) / 1000,
+      ...(generator ? { generator, lag } : {}),
     };
+    const replayRows =
+      generator && lag
+        ? {
+            'generator: replayed (records/s), its cores': `${generator.replayedPerSecond}, ${generator.cores}`,
+            ...Object.fromEntries(
+              GROUP_NAMES.map((g, i) => [
+                `lag of ${g}: max / at the end of the replay (records)`,
+                `${lag.max[i]} / ${lag.atEnd[i]}`,
+              ]),
+            ),
+            'every group kept up (lag at the end <= 10 s of input)': lag.keptUp,
+          }
+        : {};
     console.table({
+      ...replayRows,
       'input produced (records/s)': result.producedPerSecond,
       'end to end, drained (records/s)': result.endToEndPerSecond,
       'drain after producing stopped (s)': result.drainSecondsAfterProducing,
@@ -328,6 +459,7 @@ async function main(): Promise<void> {
     writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
     console.log(`saved ${file}`);
   } finally {
+    await admin.disconnect();
     for (const p of Object.values(procs)) p.kill('SIGTERM');
     await sleep(3000);
     for (const p of Object.values(procs)) if (p.exitCode === null) p.kill('SIGKILL');

@@ -31,6 +31,8 @@ npx tsx bench/pipeline.bench.ts "${PIPELINE_SECONDS:-60}" "${PIPELINE_RATE:-1000
 say "the whole pipeline draining a backlog (60 s of simulated traffic produced first), each transport"
 npx tsx bench/pipeline.bench.ts "${PIPELINE_SECONDS:-60}" "${PIPELINE_RATE:-100000}" 2000 kafkajs backlog
 npx tsx bench/pipeline.bench.ts "${PIPELINE_SECONDS:-60}" "${PIPELINE_RATE:-100000}" 2000 rdkafka backlog
+say "the whole pipeline live under a load generator that is not the bottleneck: staged records replayed at 50k/s for 5 minutes (staging them takes about 11 minutes)"
+npx tsx bench/pipeline.bench.ts "${REPLAY_SECONDS:-300}" "${REPLAY_RATE:-50000}" 2000 rdkafka replay
 say "repayment alone against a Kafka Streams peer of the same rules (bench/peer), on a 1M-payout backlog, beside ConsumerPerformance"
 ensure_debian mvn maven
 say "building the peer (mvn package: Kafka Streams 4.4 from Maven Central, about a minute the first time)"
