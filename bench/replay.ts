@@ -13,7 +13,7 @@
  * Nothing is encoded while the pipeline runs, so the generator costs a produce() call per record
  * (measured alongside: its CPU time is reported).
  */
-import { KafkaConsumer, Producer, type LibrdKafkaError, type Message } from 'node-rdkafka';
+import { CODES, KafkaConsumer, Producer, type LibrdKafkaError, type Message } from 'node-rdkafka';
 import { simulate } from '../simulator';
 import { INPUT_TOPICS } from '../simulator/marketplace';
 import { endpoints } from '../test/harness/kafka';
@@ -260,8 +260,10 @@ export async function replay(
             staged.timestamp(i),
           );
           sent++;
-        } catch {
-          break; // the local queue is full: librdkafka is behind; try again after a pause
+        } catch (e) {
+          // The local queue is full: librdkafka is behind; try again after a pause. Anything else stops the run.
+          if ((e as LibrdKafkaError).code !== CODES.ERRORS.ERR__QUEUE_FULL) throw e;
+          break;
         }
       }
       if (Date.now() - lastReport >= 1000) {
