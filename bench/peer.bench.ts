@@ -60,6 +60,8 @@ const IN = `${RUN}.`;
 const PEER_JAR = join(REPO_ROOT, 'bench', 'peer', 'target', 'repayment-peer.jar');
 
 interface Run extends Drain {
+  /** Holdback instances, or Kafka Streams threads: what a ratio compares like for like. */
+  parallelism: number;
   deductions: number;
   equalToHoldback: boolean | null;
   differences: string[];
@@ -115,7 +117,7 @@ async function main(): Promise<void> {
 
   const runs: Run[] = [];
   let reference: Map<Key, string> | undefined;
-  const engines: Array<{ name: string; app: string; start: () => ChildProcess[] }> = [
+  const engines: Array<{ name: string; app: string; parallelism: number; start: () => ChildProcess[] }> = [
     ...TRANSPORTS.map((spec) => {
       // `rdkafka*2`: two instances (processes) in one group, as Kafka Streams runs two threads.
       const [t, n = '1'] = spec.split('*') as [string, string?];
@@ -124,6 +126,7 @@ async function main(): Promise<void> {
       return {
         name: `holdback ${t}${instances > 1 ? ` x${instances} instances` : ''}`,
         app,
+        parallelism: instances,
         start: () => Array.from({ length: instances }, (_, i) => holdbackRepayment(app, IN, `${app}.`, t, i)),
       };
     }),
@@ -133,6 +136,7 @@ async function main(): Promise<void> {
       return {
         name: `kafka streams ${n} thread${n > 1 ? 's' : ''}`,
         app,
+        parallelism: n,
         start: () => [child()],
       };
     }),
@@ -152,6 +156,7 @@ async function main(): Promise<void> {
       } else reference = mine;
       const run: Run = {
         ...figures,
+        parallelism: e.parallelism,
         deductions: deductions.length,
         equalToHoldback: runs.length === 0 ? null : differences.length === 0,
         differences: differences.slice(0, 10),
@@ -171,14 +176,15 @@ async function main(): Promise<void> {
 
   const best = (prefix: string): number =>
     Math.max(0, ...runs.filter((r) => r.engine.startsWith(prefix)).map((r) => r.steadyPayoutsPerSec));
-  // Like for like: one Holdback instance against one stream thread, two against two.
-  const ratio = (holdback: Run[], peer: Run | undefined): number | null =>
-    holdback.length === 0 || !peer
-      ? null
-      : Math.round(
-          (Math.max(...holdback.map((r) => r.steadyPayoutsPerSec)) / peer.steadyPayoutsPerSec) * 100,
-        ) / 100;
-  const holdbackRuns = runs.filter((r) => r.engine.startsWith('holdback'));
+  // Like for like: the best Holdback run on n instances against the peer on n stream threads.
+  const ratioAt = (n: number): number | null => {
+    const peer = runs.find((r) => r.engine.startsWith('kafka streams') && r.parallelism === n);
+    const mine = runs.filter((r) => r.engine.startsWith('holdback') && r.parallelism === n);
+    if (!peer || mine.length === 0) return null;
+    return (
+      Math.round((Math.max(...mine.map((r) => r.steadyPayoutsPerSec)) / peer.steadyPayoutsPerSec) * 100) / 100
+    );
+  };
   const result = {
     run: RUN,
     date: new Date().toISOString(),
@@ -192,14 +198,8 @@ async function main(): Promise<void> {
       PEER_THREADS.length === 0
         ? null
         : Math.round((best('holdback') / Math.max(1, best('kafka streams'))) * 100) / 100,
-    oneInstanceOverOneThread: ratio(
-      holdbackRuns.filter((r) => !r.engine.includes(' x')),
-      runs.find((r) => r.engine === 'kafka streams 1 thread'),
-    ),
-    twoInstancesOverTwoThreads: ratio(
-      holdbackRuns.filter((r) => r.engine.includes(' x2 ')),
-      runs.find((r) => r.engine === 'kafka streams 2 threads'),
-    ),
+    oneInstanceOverOneThread: ratioAt(1),
+    twoInstancesOverTwoThreads: ratioAt(2),
   };
   console.log('\nengine                      payouts/s (whole, steady)   cores   peak RSS   equal');
   for (const r of runs)
