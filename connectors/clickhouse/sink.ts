@@ -15,11 +15,11 @@ import { createGroupConsumer, runGroupConsumer } from '../kafka-group';
 import { Mutex } from '../mutex';
 import { whileRetriable } from '../kafka-read';
 import { TOPICS, type TopicName } from '../../schemas/topics';
-import { Batcher, partitionKey, type BatchLimits } from './batcher';
+import { Batcher, partitionKey, type BatchLimits, type Drained } from './batcher';
 import { appliedMigrations, loadMigrations } from './migrate';
 import type { SinkMetrics } from './metrics';
 import type { ClickHouseConnection } from '../connections';
-import { SINK_TOPICS, tableOf } from './rows';
+import { RAW_TABLES, SINK_TOPICS, tableOf } from './rows';
 import { ClickHouseWriter, SinkStopping, type KeepAlive, type Logger } from './writer';
 
 export interface SinkOptions {
@@ -72,6 +72,12 @@ export class ClickHouseSink {
   private progressAt = 0;
   private lastError: string | undefined;
   private flushedRows = 0;
+  /** The write under way, if any (at most one). */
+  private inflight: Promise<void> | undefined;
+  /** A write gave up (stop, or a bug): its rows are read again after a restart. */
+  private abandoned = false;
+  /** Set by stop(): when writes stop retrying. */
+  private giveUpAt: number | undefined;
 
   constructor(private readonly o: SinkOptions) {
     this.clock = o.clock ?? Date.now;
@@ -110,6 +116,7 @@ export class ClickHouseSink {
         `ClickHouse database ${this.o.database} has ${applied.length} of ${latest} migrations: run \`holdback clickhouse migrate --database=${this.o.database}\` first`,
       );
     }
+    await this.writer.loadLayouts(RAW_TABLES);
     this.o.log.info('ClickHouse ready', { version, database: this.o.database, migrations: applied.length });
     await this.startConsumer();
     this.timer = setInterval(() => void this.onTimer(), Math.max(50, Math.floor(this.o.limits.maxAgeMs / 4)));
@@ -118,18 +125,18 @@ export class ClickHouseSink {
   /** Graceful: flush what is buffered (giving up after `graceMs` if ClickHouse is down), commit, leave. */
   async stop(graceMs = 15_000): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    const giveUpAt = Date.now() + graceMs;
-    const stopFlag = (): boolean => Date.now() > giveUpAt;
-    // No new batches from here on; an in-flight flush still completes (or gives up) first.
+    // A write under way, and the final one, get graceMs to succeed if ClickHouse is failing.
+    this.giveUpAt = Date.now() + graceMs;
+    // No new batches from here on; a write under way still completes (or gives up) first.
     this.stopping = true;
     await this.lock.run(async () => {
-      try {
-        await this.flush(stopFlag);
-      } catch (e) {
+      this.abandoned = false;
+      await this.startFlush();
+      await this.settled();
+      if (this.abandoned)
         this.o.log.warn('final flush abandoned; the rows will be read again on the next start', {
-          error: String(e),
+          error: this.lastError,
         });
-      }
     });
     await this.stopConsumer();
     await this.writer.close();
@@ -210,6 +217,7 @@ export class ClickHouseSink {
    */
   private async reconcile(generation: number, assignment: Record<string, number[]>): Promise<void> {
     if (generation !== this.generation) return;
+    await this.settled();
     this.batcher.reset();
     this.durable.clear();
     this.highWatermarks.clear();
@@ -297,40 +305,48 @@ export class ClickHouseSink {
       let accepted = 0;
       let skipped = 0;
       let duplicate = 0;
-      for (const m of batch.messages) {
-        if (!isRunning() || isStale()) break;
-        const offset = Number(m.offset);
-        const next = this.batcher.nextOffset(topic, batch.partition);
-        if (next === undefined) return; // not reconciled: leave it unresolved
-        if (offset < next) {
-          duplicate++;
-          resolveOffset(m.offset);
-          continue;
-        }
-        // Validated against the record's own timestamp, as the processor saw it on arrival.
-        const at = Number(m.timestamp);
-        let r = codec.tryDecodeCached(topic, m.key, m.value, at);
-        if (r === undefined) {
-          try {
-            r = await this.decodeWithRetry(topic, m.key, m.value, at);
-          } catch (e) {
-            if (e instanceof SinkStopping) return; // unresolved: read again on the next start
-            throw e;
+      // Resolved once, after the loop: the last offset handled (per message, kafkajs's offset
+      // bookkeeping cost more than the rest of the loop).
+      let handled: string | undefined;
+      const now = this.clock();
+      try {
+        for (const m of batch.messages) {
+          if (!isRunning() || isStale()) break;
+          const offset = Number(m.offset);
+          const next = this.batcher.nextOffset(topic, batch.partition);
+          if (next === undefined) return; // not reconciled: leave it unresolved
+          if (offset < next) {
+            duplicate++;
+            handled = m.offset;
+            continue;
+          }
+          // Validated against the record's own timestamp, as the processor saw it on arrival.
+          const at = Number(m.timestamp);
+          let r = codec.tryDecodeCached(topic, m.key, m.value, at);
+          if (r === undefined) {
+            try {
+              r = await this.decodeWithRetry(topic, m.key, m.value, at);
+            } catch (e) {
+              if (e instanceof SinkStopping) return; // unresolved: read again on the next start
+              throw e;
+            }
+          }
+          const value = r.ok ? r.value : undefined;
+          const outcome = this.batcher.offer(
+            { topic, partition: batch.partition, offset, timestampMs: at },
+            value as never,
+            now,
+          );
+          if (outcome === 'accepted') accepted++;
+          else if (outcome === 'skipped') skipped++;
+          handled = m.offset;
+          if (this.batcher.isFull()) {
+            await this.flushOrRestart();
+            if (generation !== this.generation) return;
           }
         }
-        const value = r.ok ? r.value : undefined;
-        const outcome = this.batcher.offer(
-          { topic, partition: batch.partition, offset, timestampMs: at },
-          value as never,
-          this.clock(),
-        );
-        if (outcome === 'accepted') accepted++;
-        else if (outcome === 'skipped') skipped++;
-        resolveOffset(m.offset);
-        if (this.batcher.isFull()) {
-          await this.flushOrRestart();
-          if (generation !== this.generation) return;
-        }
+      } finally {
+        if (handled !== undefined) resolveOffset(handled);
       }
       const key = partitionKey(topic, batch.partition);
       this.highWatermarks.set(key, Number(batch.highWatermark));
@@ -373,25 +389,57 @@ export class ClickHouseSink {
     });
   }
 
+  /**
+   * Starts a flush (under the lock). Consumption goes on while it is written; only one write is
+   * ever in flight, so each table's rows in ClickHouse stay a prefix of what the sink sent, per
+   * partition, which is what makes max(_offset) an exact resume point (writer.ts).
+   */
   private async flushOrRestart(): Promise<void> {
-    try {
-      await this.flush(() => this.stopping);
-    } catch (e) {
-      // Only a stop (or a bug) gets here; the drained rows were not all made durable, so the
-      // positions in memory are ahead of ClickHouse: start over from ClickHouse.
-      this.batcher.reset();
-      if (!(e instanceof SinkStopping)) void this.restart(`flush failed: ${String(e)}`);
-    }
+    await this.startFlush();
   }
 
-  /** Writes every buffered table, then (advisory) commits the positions to Kafka. Under the lock. */
-  private async flush(shouldStop: () => boolean): Promise<void> {
+  /** A write gives up retrying once the sink is stopping and its grace is over. */
+  private giveUp(): boolean {
+    return this.stopping && (this.giveUpAt === undefined || Date.now() > this.giveUpAt);
+  }
+
+  /** Waits for the previous write, then drains the buffer into a new one. Under the lock. */
+  private async startFlush(): Promise<void> {
+    await this.settled();
     if (this.batcher.rows === 0 && !this.positionsAhead()) return;
+    const generation = this.generation;
+    const write = this.write(this.batcher.drain(), () => this.giveUp()).catch((e: unknown) => {
+      this.lastError = `flush failed: ${String(e)}`;
+      this.abandoned = true;
+      // Only a stop (or a bug) gets here; the drained rows were not all made durable, so the
+      // positions in memory are ahead of ClickHouse: start over from ClickHouse.
+      if (generation === this.generation) this.batcher.reset();
+      if (!(e instanceof SinkStopping)) void this.restart(`flush failed: ${String(e)}`);
+    });
+    this.inflight = write;
+    void write.finally(() => {
+      if (this.inflight === write) this.inflight = undefined;
+    });
+  }
+
+  /** Resolves when no write is in flight (a failed one has already reset the buffer). */
+  private async settled(): Promise<void> {
+    while (this.inflight) await this.inflight;
+  }
+
+  /**
+   * Writes drained rows, each table's INSERT in parallel with the others', then (advisory)
+   * commits the positions to Kafka.
+   */
+  private async write(d: Drained, shouldStop: () => boolean): Promise<void> {
     const t0 = process.hrtime.bigint();
-    const d = this.batcher.drain();
-    for (const [table, rows] of d.byTable) {
-      await this.writer.insertExactlyOnce(table, rows, () => this.keepAlive(), shouldStop);
-    }
+    const written = await Promise.allSettled(
+      [...d.byTable].map(([table, rows]) =>
+        this.writer.insertExactlyOnce(table, rows, () => this.keepAlive(), shouldStop),
+      ),
+    );
+    const failed = written.find((w): w is PromiseRejectedResult => w.status === 'rejected');
+    if (failed) throw failed.reason;
     for (const [k, v] of d.positions) this.durable.set(k, v);
     this.flushedRows += d.rows;
     this.progressAt = this.clock();

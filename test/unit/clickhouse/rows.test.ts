@@ -1,6 +1,6 @@
 /**
  * Row mapping: every contract record becomes a row of its table with exactly the columns the
- * migration declares (JSONEachRow would silently zero a missing one), values unchanged.
+ * migration declares (the RowBinary encoder also refuses any other shape), values unchanged.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
