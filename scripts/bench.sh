@@ -26,6 +26,8 @@ say "failover: kill -9 of one of two instances sharing one million merchants' st
 npx tsx bench/failover.bench.ts "${FAILOVER_MERCHANTS:-1000000}"
 say "ClickHouse sink: sustained rows/s from Kafka"
 npx tsx bench/clickhouse-sink.bench.ts
+say "ClickHouse sink: a 2M-record backlog drained, beside ClickHouse inserting the same rows itself (goal: >= 100k rows/s)"
+npx tsx bench/clickhouse-sink.bench.ts 200000 10 backlog
 say "the whole pipeline: simulated traffic through repayment, eligibility and the sink, with Kafka's perf tools as the ceiling"
 npx tsx bench/pipeline.bench.ts "${PIPELINE_SECONDS:-60}" "${PIPELINE_RATE:-100000}"
 say "the whole pipeline draining a backlog (60 s of simulated traffic produced first), each transport"
