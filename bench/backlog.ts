@@ -4,13 +4,13 @@
  * `holdback run repayment` spawned as the harness spawns it, and the drain measurement: run one or
  * more processes of an engine until its consumer group has committed every input record.
  */
-import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoanEvent, PayoutEvent } from '../schemas/generated/types';
 import { TOPICS } from '../schemas/topics';
 import { REPO_ROOT } from '../stack/paths';
-import { kafkaClient, produce, type registeredCodec } from '../test/harness/kafka';
+import { connections, kafkaClient, produce, type registeredCodec } from '../test/harness/kafka';
 import { spawnHoldback } from '../test/harness/processes';
 import { Rng } from '../test/harness/random';
 import { rssMb } from './kafka-tools';
@@ -148,6 +148,45 @@ export function holdbackRepayment(
     // Each instance its own metrics port (0: any free one).
     '--metrics-port=0',
   ]).child;
+}
+
+export const PEER_JAR = join(REPO_ROOT, 'bench', 'peer', 'target', 'repayment-peer.jar');
+
+/**
+ * The Kafka Streams peer of the repayment processor (bench/peer) on `threads` stream threads,
+ * logging to `<app>.log`; its RocksDB state under .holdback/peer-state/<app>.
+ */
+export function peerRepayment(
+  app: string,
+  inputPrefix: string,
+  outputPrefix: string,
+  threads: number,
+): ChildProcess {
+  mkdirSync(LOG_DIR, { recursive: true });
+  const log = openSync(join(LOG_DIR, `${app}.log`), 'a');
+  return spawn(
+    'java',
+    [
+      '-Xmx1g',
+      '-jar',
+      PEER_JAR,
+      '--bootstrap',
+      connections.kafka.brokers.join(','),
+      '--registry',
+      connections.registry.url,
+      '--input-prefix',
+      inputPrefix,
+      '--output-prefix',
+      outputPrefix,
+      '--application-id',
+      app,
+      '--threads',
+      String(threads),
+      '--state-dir',
+      join(REPO_ROOT, '.holdback', 'peer-state', app),
+    ],
+    { stdio: ['ignore', log, log] },
+  );
 }
 
 /**

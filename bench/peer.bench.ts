@@ -25,24 +25,17 @@
  * (`mvn -q -f bench/peer/pom.xml package`); `npm run bench` does all three. Saves
  * bench/results/peer.json. A report, not a test: nothing fails on a slow machine.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Deduction } from '../schemas/generated/types';
 import { TOPICS } from '../schemas/topics';
 import { REPO_ROOT } from '../stack/paths';
-import {
-  connections,
-  createTopics,
-  deleteTopics,
-  endpoints,
-  readAll,
-  registeredCodec,
-} from '../test/harness/kafka';
+import { createTopics, deleteTopics, endpoints, readAll, registeredCodec } from '../test/harness/kafka';
 import {
   drain,
   holdbackRepayment,
-  LOG_DIR,
+  peerRepayment,
   produceRepaymentBacklog,
   repaymentInputs,
   type Drain,
@@ -57,7 +50,6 @@ const TRANSPORTS = (process.argv[4] ?? 'kafkajs,rdkafka,rdkafka*2').split(',').f
 const PEER_THREADS = (process.env.PEER_THREADS ?? '1,2').split(',').filter(Boolean).map(Number);
 const RUN = `bench-peer-${Date.now().toString(36)}`;
 const IN = `${RUN}.`;
-const PEER_JAR = join(REPO_ROOT, 'bench', 'peer', 'target', 'repayment-peer.jar');
 
 interface Run extends Drain {
   /** Holdback instances, or Kafka Streams threads: what a ratio compares like for like. */
@@ -65,39 +57,6 @@ interface Run extends Drain {
   deductions: number;
   equalToHoldback: boolean | null;
   differences: string[];
-}
-
-function logTo(name: string): number {
-  mkdirSync(LOG_DIR, { recursive: true });
-  return openSync(join(LOG_DIR, `${name}.log`), 'a');
-}
-
-function peerChild(app: string, out: string, threads: number): () => ChildProcess {
-  const stateDir = join(REPO_ROOT, '.holdback', 'peer-state', app);
-  return () =>
-    spawn(
-      'java',
-      [
-        '-Xmx1g',
-        '-jar',
-        PEER_JAR,
-        '--bootstrap',
-        connections.kafka.brokers.join(','),
-        '--registry',
-        connections.registry.url,
-        '--input-prefix',
-        IN,
-        '--output-prefix',
-        out,
-        '--application-id',
-        app,
-        '--threads',
-        String(threads),
-        '--state-dir',
-        stateDir,
-      ],
-      { stdio: ['ignore', logTo(app), logTo(app)] },
-    );
 }
 
 type Key = string;
@@ -132,12 +91,11 @@ async function main(): Promise<void> {
     }),
     ...PEER_THREADS.map((n) => {
       const app = `${RUN}-streams-${n}`;
-      const child = peerChild(app, `${app}.`, n);
       return {
         name: `kafka streams ${n} thread${n > 1 ? 's' : ''}`,
         app,
         parallelism: n,
-        start: () => [child()],
+        start: () => [peerRepayment(app, IN, `${app}.`, n)],
       };
     }),
   ];

@@ -7,15 +7,17 @@
  * and heap.
  *
  *   npx tsx bench/repayment.bench.ts [events/s, default 5000] [seconds, default 60] [merchants, default 20000]
- *     [transport: kafkajs|rdkafka, default $BENCH_TRANSPORT or kafkajs]
+ *     [transport: kafkajs|rdkafka|peer, default $BENCH_TRANSPORT or kafkajs]
  *     [guarantee: exactly_once|at_least_once, default exactly_once]
  *
- * Saves bench/results/repayment-<transport>.json (exactly-once) or
- * repayment-<transport>-at_least_once.json.
+ * `peer` runs the Kafka Streams peer of the same rules (bench/peer, one stream thread,
+ * exactly_once_v2, 100 ms commits) in Holdback's place, under the same load and reader: the
+ * issue 16 comparison of live latency. Saves bench/results/repayment-<transport>.json
+ * (exactly-once) or repayment-<transport>-at_least_once.json.
  *
  * Needs `holdback stack up` and a build (`npm run build`); `npm run bench` does both.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Message } from 'kafkajs';
 import type { Deduction, LoanEvent, PayoutEvent } from '../schemas/generated/types';
@@ -29,7 +31,9 @@ import {
   readAll,
   registeredCodec,
 } from '../test/harness/kafka';
-import { spawnProcessor, terminate, waitFor } from '../test/harness/processes';
+import { REPO_ROOT } from '../stack/paths';
+import { spawnProcessor, terminate, waitFor, type ProcessorProcess } from '../test/harness/processes';
+import { LOG_DIR, peerRepayment } from './backlog';
 import { Rng } from '../test/harness/random';
 import { machine } from './machine';
 
@@ -37,12 +41,15 @@ const RATE = Number(process.argv[2] ?? 5000);
 const SECONDS = Number(process.argv[3] ?? 60);
 const MERCHANTS = Number(process.argv[4] ?? 20_000);
 const TRANSPORT = process.argv[5] ?? process.env['BENCH_TRANSPORT'] ?? 'kafkajs';
-if (TRANSPORT !== 'kafkajs' && TRANSPORT !== 'rdkafka') {
-  throw new Error(`transport must be kafkajs or rdkafka, not ${TRANSPORT}`);
+if (TRANSPORT !== 'kafkajs' && TRANSPORT !== 'rdkafka' && TRANSPORT !== 'peer') {
+  throw new Error(`transport must be kafkajs, rdkafka or peer, not ${TRANSPORT}`);
 }
 const GUARANTEE = process.argv[6] ?? 'exactly_once';
 if (GUARANTEE !== 'exactly_once' && GUARANTEE !== 'at_least_once') {
   throw new Error(`guarantee must be exactly_once or at_least_once, not ${GUARANTEE}`);
+}
+if (TRANSPORT === 'peer' && GUARANTEE !== 'exactly_once') {
+  throw new Error('the peer runs exactly_once_v2 only');
 }
 const RUN = `bench-repay-${Date.now().toString(36)}`;
 const PREFIX = `${RUN}.`;
@@ -56,6 +63,17 @@ function percentile(sorted: number[], p: number): number {
 function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Math.round(Number(m[1]) / 1024) : NaN;
+}
+
+/** The Kafka Streams peer, reading and writing under PREFIX as Holdback would. */
+function peerProcess(): ProcessorProcess {
+  const child = peerRepayment(RUN, PREFIX, PREFIX, 1);
+  return {
+    name: RUN,
+    child,
+    logFile: join(LOG_DIR, `${RUN}.log`),
+    exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))),
+  };
 }
 
 async function main(): Promise<void> {
@@ -76,12 +94,15 @@ async function main(): Promise<void> {
     period_days: 30,
     currency: 'USD',
   }));
-  const proc = spawnProcessor(RUN, 'repayment', [
-    `--topic-prefix=${PREFIX}`,
-    `--application-id=${RUN}`,
-    `--transport=${TRANSPORT}`,
-    `--guarantee=${GUARANTEE}`,
-  ]);
+  const proc =
+    TRANSPORT === 'peer'
+      ? peerProcess()
+      : spawnProcessor(RUN, 'repayment', [
+          `--topic-prefix=${PREFIX}`,
+          `--application-id=${RUN}`,
+          `--transport=${TRANSPORT}`,
+          `--guarantee=${GUARANTEE}`,
+        ]);
   const producer = kafkaClient('bench-producer').producer({ idempotent: true, maxInFlightRequests: 1 });
   const consumer = kafkaClient('bench-consumer').consumer({
     groupId: `${RUN}-reader`,
@@ -164,6 +185,7 @@ async function main(): Promise<void> {
       () => undefined,
     );
 
+    // (The peer has no metrics endpoint: its heap and probes are left out.)
     const url = /"metrics":"(http:[^"]+)"/.exec(readFileSync(proc.logFile, 'utf8'))?.[1];
     const metrics = url ? await (await fetch(`${url}/metrics`)).text() : '';
     const heapMb = Math.round(
@@ -182,7 +204,7 @@ async function main(): Promise<void> {
       date: new Date().toISOString(),
       machine: machine(),
       setup: {
-        transport: TRANSPORT,
+        transport: TRANSPORT === 'peer' ? 'peer: Kafka Streams 4.4, 1 stream thread, RocksDB' : TRANSPORT,
         guarantee: GUARANTEE,
         commitIntervalMs: 100,
         partitions: 4,
@@ -223,6 +245,10 @@ async function main(): Promise<void> {
     await producer.disconnect().catch(() => undefined);
     await terminate(proc);
     await deleteTopics(PREFIX, [changelogTopic(RUN)]);
+    if (TRANSPORT === 'peer') {
+      await deleteTopics(`${RUN}-`).catch(() => undefined); // Kafka Streams' changelogs
+      rmSync(join(REPO_ROOT, '.holdback', 'peer-state', RUN), { recursive: true, force: true });
+    }
   }
 }
 

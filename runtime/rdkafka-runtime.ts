@@ -704,6 +704,7 @@ export class RdKafkaRuntime<S> extends RuntimeBase<S, TaskHandle<S>> {
           }
         : {}),
       'linger.ms': 5,
+      'compression.codec': this.o.compression ?? 'none',
       dr_cb: false,
     });
     const fatal = new FatalCause();

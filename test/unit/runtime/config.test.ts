@@ -34,3 +34,14 @@ test('--policy names the eligibility policy file; absent, it is undefined (the d
   expect(parseRunOptions([]).policy).toBeUndefined();
   expect(() => parseRunOptions(['--policy='])).toThrow(/bad option --policy=/);
 });
+
+test('--compression chooses the codec of what is produced, on rdkafka only', () => {
+  expect(parseRunOptions([]).compression).toBe('none');
+  expect(parseRunOptions(['--compression=lz4']).compression).toBe('lz4');
+  expect(() => parseRunOptions(['--compression=brotli'])).toThrow(/bad option --compression=brotli/);
+  expect(() => parseRunOptions(['--compression=zstd', '--transport=kafkajs'])).toThrow(ConfigError);
+  expect(() => parseRunOptions(['--compression=zstd', '--transport=kafkajs'])).toThrow(
+    'option --compression=zstd needs --transport=rdkafka',
+  );
+  expect(parseRunOptions(['--compression=none', '--transport=kafkajs']).compression).toBe('none');
+});
