@@ -5,11 +5,11 @@
  * more processes of an engine until its consumer group has committed every input record.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync } from 'node:fs';
+import { mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoanEvent, PayoutEvent } from '../schemas/generated/types';
 import { TOPICS } from '../schemas/topics';
-import { REPO_ROOT } from '../stack/paths';
+import { REPO_ROOT, runDir } from '../stack/paths';
 import { connections, kafkaClient, produce, type registeredCodec } from '../test/harness/kafka';
 import { spawnHoldback } from '../test/harness/processes';
 import { Rng } from '../test/harness/random';
@@ -147,7 +147,26 @@ export function holdbackRepayment(
     `--output-prefix=${outputPrefix}`,
     // Each instance its own metrics port (0: any free one).
     '--metrics-port=0',
+    ...RUN_ARGS,
   ]).child;
+}
+
+/** Extra `holdback run` flags for every Holdback run, e.g. BENCH_RUN_ARGS='--compression=lz4'. */
+export const RUN_ARGS = (process.env['BENCH_RUN_ARGS'] ?? '').split(' ').filter(Boolean);
+
+/**
+ * Bytes on the local broker's disk of every topic whose name starts with one of `prefixes`
+ * (its log segments, indexes included): what an engine's outputs and changelogs cost to keep.
+ * The one-node local stack only (runDir('kafka')/data).
+ */
+export function topicBytes(prefixes: readonly string[]): number {
+  const data = join(runDir('kafka'), 'data');
+  let bytes = 0;
+  for (const dir of readdirSync(data)) {
+    if (!prefixes.some((p) => dir.startsWith(p))) continue;
+    for (const f of readdirSync(join(data, dir))) bytes += statSync(join(data, dir, f)).size;
+  }
+  return bytes;
 }
 
 export const PEER_JAR = join(REPO_ROOT, 'bench', 'peer', 'target', 'repayment-peer.jar');

@@ -19,11 +19,12 @@
  *     [Holdback runs, default kafkajs,rdkafka,rdkafka*2: a transport, `*N` for N instances in one group]
  *
  * PEER_THREADS=1,2 (the default) chooses the peer's runs; `PEER_THREADS=` runs Holdback alone.
- * BENCH_PROFILE_DIR=<dir> writes a CPU profile of each Holdback run there (test/harness/processes.ts).
+ * BENCH_PROFILE_DIR=<dir> writes a CPU profile of each Holdback run there (test/harness/processes.ts);
+ * BENCH_RUN_ARGS adds `holdback run` flags to every Holdback run (e.g. '--compression=lz4').
  *
  * Needs `holdback stack up`, a build (`npm run build`) and the peer's jar
  * (`mvn -q -f bench/peer/pom.xml package`); `npm run bench` does all three. Saves
- * bench/results/peer.json. A report, not a test: nothing fails on a slow machine.
+ * bench/results/peer.json (peer-alone-<flags>.json without the peer or with BENCH_RUN_ARGS). A report, not a test: nothing fails on a slow machine.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -37,6 +38,8 @@ import {
   holdbackRepayment,
   peerRepayment,
   produceRepaymentBacklog,
+  RUN_ARGS,
+  topicBytes,
   repaymentInputs,
   type Drain,
 } from './backlog';
@@ -54,6 +57,8 @@ const IN = `${RUN}.`;
 interface Run extends Drain {
   /** Holdback instances, or Kafka Streams threads: what a ratio compares like for like. */
   parallelism: number;
+  /** On the broker's disk after the drain: the engine's outputs and internal topics (changelogs). */
+  topicBytes: number;
   deductions: number;
   equalToHoldback: boolean | null;
   differences: string[];
@@ -115,6 +120,7 @@ async function main(): Promise<void> {
       const run: Run = {
         ...figures,
         parallelism: e.parallelism,
+        topicBytes: topicBytes([`${e.app}.`, `${e.app}-`]),
         deductions: deductions.length,
         equalToHoldback: runs.length === 0 ? null : differences.length === 0,
         differences: differences.slice(0, 10),
@@ -150,6 +156,7 @@ async function main(): Promise<void> {
     kafka: kafkaSetup(endpoints),
     merchants: MERCHANTS,
     payouts: PAYOUTS,
+    holdbackRunArgs: RUN_ARGS,
     ceiling: { consumerPerformanceRecordsPerSec: ceilingRead },
     runs,
     holdbackOverPeer:
@@ -171,7 +178,15 @@ async function main(): Promise<void> {
   );
   const dir = join(REPO_ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'peer.json'), `${JSON.stringify(result, null, 2)}\n`);
+  // A run without the peer or with extra flags is saved beside the default one:
+  // peer-alone-compression-lz4.json.
+  const suffix = [
+    ...(PEER_THREADS.length === 0 ? ['alone'] : []),
+    ...RUN_ARGS.map((a) => a.replace(/^--/, '').replace(/[^A-Za-z0-9]+/g, '-')),
+  ].join('-');
+  const file = suffix ? `peer-${suffix}.json` : 'peer.json';
+  writeFileSync(join(dir, file), `${JSON.stringify(result, null, 2)}\n`);
+  console.log(`saved bench/results/${file}`);
 }
 
 main().then(

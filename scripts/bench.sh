@@ -40,5 +40,11 @@ ensure_debian mvn maven
 say "building the peer (mvn package: Kafka Streams 4.4 from Maven Central, about a minute the first time)"
 mvn -q -f bench/peer/pom.xml package -DskipTests
 npx tsx bench/peer.bench.ts "${PEER_MERCHANTS:-20000}" "${PEER_PAYOUTS:-1000000}" "${PEER_TRANSPORTS:-kafkajs,rdkafka,rdkafka*2}"
+say "the peer live: the same load and reader as 'repayment live', with Kafka Streams in Holdback's place"
+npx tsx bench/repayment.bench.ts "${REPAYMENT_RATE:-10000}" "${REPAYMENT_SECONDS:-300}" 20000 peer exactly_once
+say "compression of outputs and changelogs (rdkafka): the peer benchmark's Holdback run without and with each codec this librdkafka has"
+for codec in none gzip snappy lz4; do
+  PEER_THREADS= BENCH_RUN_ARGS="--compression=$codec" npx tsx bench/peer.bench.ts "${PEER_MERCHANTS:-20000}" "${PEER_PAYOUTS:-1000000}" rdkafka
+done
 say "scaling: repayment backlog throughput and memory at 10k, 100k and 1M merchants, and on 1, 2 and 4 instances"
 npx tsx bench/scaling.bench.ts "${SCALING_MERCHANTS:-10000,100000,1000000}" "${SCALING_INSTANCES:-1,2,4}" "${SCALING_PAYOUTS:-500000}" rdkafka
