@@ -65,9 +65,27 @@ export class BinaryWriter {
   }
 
   string(s: string): void {
-    // Reserve the worst case (3 bytes per UTF-16 unit) and assume a one-byte length prefix;
-    // move the bytes when the length needs more.
-    const max = s.length * 3;
+    const n = s.length;
+    // Most strings here are short ASCII ids: copied byte by byte, a Buffer.write costs more.
+    if (n < 0x80) {
+      this.ensure(n + 1);
+      const buf = this.buf;
+      let pos = this.pos + 1;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[pos++] = c;
+      }
+      if (i === n) {
+        buf[this.pos] = n;
+        this.pos = pos;
+        return;
+      }
+    }
+    // Otherwise reserve the worst case (3 bytes per UTF-16 unit) and assume a one-byte length
+    // prefix; move the bytes when the length needs more.
+    const max = n * 3;
     this.ensure(max + 10);
     const start = this.pos;
     const written = this.buf.write(s, start + 1, 'utf8');
@@ -94,9 +112,19 @@ export class BinaryWriter {
   /** A 64-bit integer from a safe JavaScript integer (|v| <= 2^53 - 1), two's complement. */
   int64(v: number): void {
     this.ensure(8);
-    this.buf.writeUInt32LE(v >>> 0, this.pos);
-    this.buf.writeInt32LE(Math.floor(v / 4294967296), this.pos + 4);
-    this.pos += 8;
+    const buf = this.buf;
+    const p = this.pos;
+    const lo = v >>> 0;
+    const hi = Math.floor(v / 4294967296) >>> 0;
+    buf[p] = lo;
+    buf[p + 1] = lo >>> 8;
+    buf[p + 2] = lo >>> 16;
+    buf[p + 3] = lo >>> 24;
+    buf[p + 4] = hi;
+    buf[p + 5] = hi >>> 8;
+    buf[p + 6] = hi >>> 16;
+    buf[p + 7] = hi >>> 24;
+    this.pos = p + 8;
   }
 
   float64(v: number): void {

@@ -197,11 +197,11 @@ export function tableOf(topic: TopicName): string {
 export const RAW_TABLES: readonly string[] = SINK_TOPICS.map(tableOf);
 
 export function toRow<T extends TopicName>(topic: T, value: TopicRecords[T], at: Position): Row {
-  return {
-    _topic: at.topic,
-    _partition: at.partition,
-    _offset: at.offset,
-    _timestamp_ms: at.timestampMs,
-    ...(mappers[topic].map as Mapper<T>)(value),
-  };
+  // The mapper's fresh object gets the position added (a spread into a new one cost twice as much).
+  const row = (mappers[topic].map as Mapper<T>)(value) as Record<string, Row[string]>;
+  row['_topic'] = at.topic;
+  row['_partition'] = at.partition;
+  row['_offset'] = at.offset;
+  row['_timestamp_ms'] = at.timestampMs;
+  return row;
 }
