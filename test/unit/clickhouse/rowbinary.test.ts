@@ -39,6 +39,11 @@ test('strings are a LEB128 byte length and UTF-8, whatever their length', () => 
   const wide = '€'.repeat(50);
   expect(encode('String', wide)).toBe(`9601${'e282ac'.repeat(50)}`);
   expect(encode('String', "a\tb\n'\\")).toBe('06610962' + '0a275c');
+  // ASCII up to 127 characters is copied byte by byte; a non-ASCII character part way falls back.
+  expect(encode('String', 'y'.repeat(127))).toBe(`7f${'79'.repeat(127)}`);
+  expect(encode('String', 'y'.repeat(128))).toBe(`8001${'79'.repeat(128)}`);
+  expect(encode('String', 'abc€')).toBe('06616263e282ac');
+  expect(encode('String', `${'a'.repeat(100)}€`)).toBe(`67${'61'.repeat(100)}e282ac`);
 });
 
 test('a long string far beyond the initial buffer grows it', () => {
