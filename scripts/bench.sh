@@ -13,6 +13,8 @@ npx tsx bench/repayment.bench.ts "${REPAYMENT_RATE:-10000}" "${REPAYMENT_SECONDS
 npx tsx bench/repayment.bench.ts "${REPAYMENT_RATE:-10000}" "${REPAYMENT_SECONDS:-300}" 20000 rdkafka at_least_once
 say "repayment live on the kafkajs transport, exactly-once"
 npx tsx bench/repayment.bench.ts "${REPAYMENT_RATE:-10000}" "${REPAYMENT_SECONDS:-300}" 20000 kafkajs exactly_once
+say "eligibility live: sales and orders at 5,000/s on the wall clock, triggering event to readable decision (goal p99 <= 1 s)"
+npx tsx bench/eligibility.bench.ts "${ELIGIBILITY_RATE:-5000}" "${ELIGIBILITY_SECONDS:-60}" rdkafka
 say "repayment: memory per remembered payout and per merchant, a 1M-payout backlog's drain rate, before and after issue 13"
 npx tsx --expose-gc bench/repayment-memory.bench.ts
 say "repayment memory at 20,000 and at 1,000,000 merchants (issue 16's two sizes), 1M payouts each"
