@@ -155,16 +155,17 @@ export function holdbackRepayment(
 export const RUN_ARGS = (process.env['BENCH_RUN_ARGS'] ?? '').split(' ').filter(Boolean);
 
 /**
- * Bytes on the local broker's disk of every topic whose name starts with one of `prefixes`
- * (its log segments, indexes included): what an engine's outputs and changelogs cost to keep.
- * The one-node local stack only (runDir('kafka')/data).
+ * Bytes of the log segments (`.log`; the index files are preallocated) on the local broker's disk
+ * of every topic whose name starts with one of `prefixes`: what an engine's outputs and
+ * changelogs cost to keep. The one-node local stack only (runDir('kafka')/data).
  */
 export function topicBytes(prefixes: readonly string[]): number {
   const data = join(runDir('kafka'), 'data');
   let bytes = 0;
   for (const dir of readdirSync(data)) {
     if (!prefixes.some((p) => dir.startsWith(p))) continue;
-    for (const f of readdirSync(join(data, dir))) bytes += statSync(join(data, dir, f)).size;
+    for (const f of readdirSync(join(data, dir)))
+      if (f.endsWith('.log')) bytes += statSync(join(data, dir, f)).size;
   }
   return bytes;
 }

@@ -88,10 +88,11 @@ export const RUN_OPTIONS = z
     transport: z.enum(['kafkajs', 'rdkafka']).default('rdkafka'),
     /**
      * Compression of what the processor produces (outputs and changelog), librdkafka's
-     * compression.codec: rdkafka only (kafkajs has no lz4, zstd or snappy codec built in).
-     * docs/performance.md, "Compression", has the measurement behind the default.
+     * compression.codec; rdkafka only. gzip and none only: every reader must decode it, and
+     * kafkajs (the ClickHouse sink, the kafkajs transport) has no lz4, snappy or zstd codec
+     * built in. docs/performance.md, "Compression", has the measurement.
      */
-    compression: z.enum(['none', 'gzip', 'snappy', 'lz4', 'zstd']).default('none'),
+    compression: z.enum(['none', 'gzip']).default('none'),
     /** eligibility only: the policy file (JSON), validated at start-up; default policies/default.json. */
     policy: z.string().min(1).optional(),
     /**
@@ -111,7 +112,7 @@ export function parseRunOptions(args: readonly string[]): RunOptions {
   const options = parseFlags(RUN_OPTIONS, args, new Set(['dlqPayload']));
   if (options.transport === 'kafkajs' && options.compression !== 'none')
     throw new ConfigError(
-      `option --compression=${options.compression} needs --transport=rdkafka (kafkajs has no such codec built in)`,
+      `option --compression=${options.compression} needs --transport=rdkafka (the kafkajs transport does not compress)`,
     );
   return options;
 }

@@ -125,7 +125,7 @@ export interface RuntimeOptions<S> {
   /** Consumer fetch bounds (tests use tiny ones to prove fetch sizes change nothing). */
   maxBytesPerPartition?: number;
   /** librdkafka compression.codec of everything produced (rdkafka transport only; default none). */
-  compression?: 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
+  compression?: 'none' | 'gzip';
   /**
    * Standby replicas (runtime/standby.ts): keep warm copies of the tasks this instance would be
    * given if up to this many other instances left the group. 0 (default): none.

@@ -6,7 +6,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Codec } from '../../connectors/codec';
-import { ConfigError } from '../../connectors/endpoints';
 import { BrokerClock, clockTopic } from '../../connectors/broker-clock';
 import { describeConnections, loadConnections, registryOptions } from '../../connectors/connections';
 import { describeConnectionSettings } from '../../connectors/connection-settings';
@@ -121,14 +120,6 @@ export async function serve(
   /** Started before the runtime (the first tick is then already corrected); stopped after it. */
   brokerClock: BrokerClock | undefined;
 }> {
-  // A codec this librdkafka lacks would only fail when the first producer opens.
-  if (options.transport === 'rdkafka' && options.compression !== 'none') {
-    const { features, librdkafkaVersion } = await import('node-rdkafka');
-    if (!features.includes(options.compression))
-      throw new ConfigError(
-        `option --compression=${options.compression}: this librdkafka (${librdkafkaVersion}) was built without it; it has ${features.filter((f) => ['gzip', 'snappy', 'lz4', 'zstd'].includes(f)).join(', ')}`,
-      );
-  }
   const connections = loadConnections();
   await checkKafka(connections.kafka, options.applicationId ?? `holdback-${processor.name}`);
   const clock = (): number => Date.now();

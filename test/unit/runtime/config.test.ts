@@ -35,13 +35,14 @@ test('--policy names the eligibility policy file; absent, it is undefined (the d
   expect(() => parseRunOptions(['--policy='])).toThrow(/bad option --policy=/);
 });
 
-test('--compression chooses the codec of what is produced, on rdkafka only', () => {
+test('--compression chooses the codec of what is produced: none or gzip, on rdkafka only', () => {
   expect(parseRunOptions([]).compression).toBe('none');
-  expect(parseRunOptions(['--compression=lz4']).compression).toBe('lz4');
-  expect(() => parseRunOptions(['--compression=brotli'])).toThrow(/bad option --compression=brotli/);
-  expect(() => parseRunOptions(['--compression=zstd', '--transport=kafkajs'])).toThrow(ConfigError);
-  expect(() => parseRunOptions(['--compression=zstd', '--transport=kafkajs'])).toThrow(
-    'option --compression=zstd needs --transport=rdkafka',
+  expect(parseRunOptions(['--compression=gzip']).compression).toBe('gzip');
+  // The ClickHouse sink reads with kafkajs, which has no lz4, snappy or zstd codec.
+  expect(() => parseRunOptions(['--compression=lz4'])).toThrow(/bad option --compression=lz4/);
+  expect(() => parseRunOptions(['--compression=gzip', '--transport=kafkajs'])).toThrow(ConfigError);
+  expect(() => parseRunOptions(['--compression=gzip', '--transport=kafkajs'])).toThrow(
+    'option --compression=gzip needs --transport=rdkafka',
   );
   expect(parseRunOptions(['--compression=none', '--transport=kafkajs']).compression).toBe('none');
 });
