@@ -16,7 +16,7 @@
  *
  * Needs `holdback stack up` and a build (`npm run build`).
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import type { Message, Producer } from 'kafkajs';
@@ -27,6 +27,7 @@ import { TOPICS } from '../schemas/topics';
 import { REPO_ROOT } from '../stack/paths';
 import { createTopics, deleteTopics, endpoints, kafkaClient, registeredCodec } from '../test/harness/kafka';
 import { spawnHoldback, terminate, type ProcessorProcess } from '../test/harness/processes';
+import { rssMb } from './kafka-tools';
 import { machine } from './machine';
 
 const RATE = Number(process.argv[2] ?? 20_000);
@@ -41,15 +42,6 @@ const MERCHANTS = 10_000;
 const SINK_ARGS = (process.env['BENCH_SINK_ARGS'] ?? '').split(' ').filter(Boolean);
 /** The format the sink inserts in (connectors/clickhouse/writer.ts). */
 const SINK_FORMAT = 'RowBinary';
-
-function rssMb(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Math.round(Number(m[1]) / 1024) : NaN;
-  } catch {
-    return NaN;
-  }
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -189,7 +181,7 @@ async function main(): Promise<void> {
   let sink: ProcessorProcess | undefined;
   let rss = 0;
   const sampleRss = (): void => {
-    if (sink?.child.pid) rss = Math.max(rss, rssMb(sink.child.pid));
+    rss = Math.max(rss, rssMb(sink?.child.pid) ?? 0);
   };
   try {
     let result: Record<string, unknown>;

@@ -15,15 +15,16 @@
  * Prints and saves bench/results/eligibility-<transport>.json. Needs `holdback stack up` and a
  * build (`npm run build`); `npm run bench` does both.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import type { Message } from 'kafkajs';
+import { readFileSync } from 'node:fs';
+import type { Consumer, Message } from 'kafkajs';
 import { changelogTopic } from '../runtime/kafka-runtime';
-import type { EligibilityDecision, OrderEvent, SaleEvent } from '../schemas/generated/types';
+import type { OrderEvent, SaleEvent } from '../schemas/generated/types';
 import { TOPICS } from '../schemas/topics';
 import { createTopics, deleteTopics, kafkaClient, registeredCodec } from '../test/harness/kafka';
 import { spawnProcessor, terminate, waitFor } from '../test/harness/processes';
 import { Rng } from '../test/harness/random';
+import { rssMb } from './kafka-tools';
+import { latencySummary, readCommitted, saveResult } from './live';
 import { machine } from './machine';
 
 const RATE = Number(process.argv[2] ?? 5000);
@@ -35,17 +36,6 @@ if (TRANSPORT !== 'kafkajs' && TRANSPORT !== 'rdkafka') {
 const RUN = `bench-elig-${Date.now().toString(36)}`;
 const PREFIX = `${RUN}.`;
 
-function percentile(sorted: number[], p: number): number {
-  return sorted.length === 0
-    ? NaN
-    : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Math.round(Number(m[1]) / 1024) : NaN;
-}
-
 async function main(): Promise<void> {
   const codec = await registeredCodec();
   await createTopics(PREFIX);
@@ -56,11 +46,7 @@ async function main(): Promise<void> {
     `--transport=${TRANSPORT}`,
   ]);
   const producer = kafkaClient('bench-producer').producer({ idempotent: true, maxInFlightRequests: 1 });
-  const consumer = kafkaClient('bench-consumer').consumer({
-    groupId: `${RUN}-reader`,
-    readUncommitted: false,
-    maxWaitTimeInMs: 20,
-  });
+  let consumer: Consumer | undefined;
   /** When each event was handed to the producer (ms), by event_id. */
   const sentAt = new Map<string, number>();
   const latencies: number[] = [];
@@ -76,19 +62,10 @@ async function main(): Promise<void> {
       120_000,
       500,
     );
-    await consumer.connect();
-    await consumer.subscribe({ topic: PREFIX + TOPICS.eligibility, fromBeginning: true });
-    await consumer.run({
-      eachBatch: async ({ batch }) => {
-        const now = Date.now();
-        for (const m of batch.messages) {
-          const r = codec.tryDecodeCached(TOPICS.eligibility, m.key, m.value, now);
-          if (!r?.ok) continue;
-          decisions++;
-          const at = sentAt.get((r.value as EligibilityDecision).trigger_event_id);
-          if (at !== undefined) latencies.push(now - at);
-        }
-      },
+    consumer = await readCommitted(`${RUN}-reader`, PREFIX, TOPICS.eligibility, codec, (d, readAt) => {
+      decisions++;
+      const at = sentAt.get(d.trigger_event_id);
+      if (at !== undefined) latencies.push(readAt - at);
     });
 
     console.log(`producing sales and orders at ${RATE}/s for ${SECONDS}s...`);
@@ -144,12 +121,12 @@ async function main(): Promise<void> {
       else await new Promise((r) => setTimeout(r, 20));
     }
     const producedSeconds = (Date.now() - start) / 1000;
-    const rss = rssMb(proc.child.pid!);
+    const rss = rssMb(proc.child.pid);
     // Every new merchant decides once: wait until those decisions are readable.
     await waitFor('the last decisions', async () => decisions >= merchants, 60_000, 500).catch(
       () => undefined,
     );
-    latencies.sort((a, b) => a - b);
+    const latency = latencySummary(latencies);
     const result = {
       benchmark: 'eligibility',
       date: new Date().toISOString(),
@@ -168,11 +145,7 @@ async function main(): Promise<void> {
       merchants,
       decisions,
       timedDecisions: latencies.length,
-      latencyMs: {
-        p50: percentile(latencies, 50),
-        p99: percentile(latencies, 99),
-        max: latencies.at(-1) ?? NaN,
-      },
+      latencyMs: latency,
       processor: { rssMb: rss },
       complete: decisions >= merchants,
     };
@@ -184,12 +157,9 @@ async function main(): Promise<void> {
       'max (ms)': result.latencyMs.max,
       'processor RSS (MB)': rss,
     });
-    mkdirSync(join(__dirname, 'results'), { recursive: true });
-    const file = `eligibility-${TRANSPORT}.json`;
-    writeFileSync(join(__dirname, 'results', file), `${JSON.stringify(result, null, 2)}\n`);
-    console.log(`saved bench/results/${file}`);
+    saveResult(`eligibility-${TRANSPORT}.json`, result);
   } finally {
-    await consumer.disconnect().catch(() => undefined);
+    await consumer?.disconnect().catch(() => undefined);
     await producer.disconnect().catch(() => undefined);
     await terminate(proc);
     await deleteTopics(PREFIX, [changelogTopic(RUN)]);

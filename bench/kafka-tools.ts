@@ -1,4 +1,4 @@
-/** What the benchmarks that run on the real broker share: Kafka's own tools and process RSS. */
+/** What the benchmarks that run on the real broker share: Kafka's own tools, process RSS, percentiles. */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +14,13 @@ export function rssMb(pid: number | undefined): number | null {
   } catch {
     return null;
   }
+}
+
+/** The p-th percentile of ascending `sorted` (nearest rank), NaN when empty. */
+export function percentile(sorted: readonly number[], p: number): number {
+  return sorted.length === 0
+    ? NaN
+    : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 /** Kafka's own tools (org.apache.kafka.tools.<cls>) from the jars the stack downloaded. */

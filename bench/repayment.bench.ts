@@ -17,10 +17,10 @@
  *
  * Needs `holdback stack up` and a build (`npm run build`); `npm run bench` does both.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Message } from 'kafkajs';
-import type { Deduction, LoanEvent, PayoutEvent } from '../schemas/generated/types';
+import type { Consumer, Message } from 'kafkajs';
+import type { LoanEvent, PayoutEvent } from '../schemas/generated/types';
 import { TOPICS } from '../schemas/topics';
 import { changelogTopic } from '../runtime/kafka-runtime';
 import {
@@ -35,6 +35,8 @@ import { REPO_ROOT } from '../stack/paths';
 import { spawnProcessor, terminate, waitFor, type ProcessorProcess } from '../test/harness/processes';
 import { LOG_DIR, peerRepayment } from './backlog';
 import { Rng } from '../test/harness/random';
+import { rssMb } from './kafka-tools';
+import { latencySummary, readCommitted, saveResult } from './live';
 import { machine } from './machine';
 
 const RATE = Number(process.argv[2] ?? 5000);
@@ -53,17 +55,6 @@ if (TRANSPORT === 'peer' && GUARANTEE !== 'exactly_once') {
 }
 const RUN = `bench-repay-${Date.now().toString(36)}`;
 const PREFIX = `${RUN}.`;
-
-function percentile(sorted: number[], p: number): number {
-  return sorted.length === 0
-    ? NaN
-    : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Math.round(Number(m[1]) / 1024) : NaN;
-}
 
 /** The Kafka Streams peer, reading and writing under PREFIX as Holdback would. */
 function peerProcess(): ProcessorProcess {
@@ -104,11 +95,7 @@ async function main(): Promise<void> {
           `--guarantee=${GUARANTEE}`,
         ]);
   const producer = kafkaClient('bench-producer').producer({ idempotent: true, maxInFlightRequests: 1 });
-  const consumer = kafkaClient('bench-consumer').consumer({
-    groupId: `${RUN}-reader`,
-    readUncommitted: false,
-    maxWaitTimeInMs: 20,
-  });
+  let consumer: Consumer | undefined;
   try {
     console.log(`funding ${MERCHANTS} loans...`);
     await produce(
@@ -128,22 +115,12 @@ async function main(): Promise<void> {
     let withholds = 0;
     let firstSeen = 0;
     let lastSeen = 0;
-    await consumer.connect();
-    await consumer.subscribe({ topic: PREFIX + TOPICS.deductions, fromBeginning: true });
-    await consumer.run({
-      eachBatch: async ({ batch }) => {
-        const now = Date.now();
-        for (const m of batch.messages) {
-          const r = codec.tryDecodeCached(TOPICS.deductions, m.key, m.value, now);
-          if (!r?.ok) continue;
-          const d = r.value as Deduction;
-          if (d.type !== 'WITHHOLD') continue;
-          withholds++;
-          if (!firstSeen) firstSeen = now;
-          lastSeen = now;
-          latencies.push(now - d.occurred_at);
-        }
-      },
+    consumer = await readCommitted(`${RUN}-reader`, PREFIX, TOPICS.deductions, codec, (d, readAt) => {
+      if (d.type !== 'WITHHOLD') return;
+      withholds++;
+      if (!firstSeen) firstSeen = readAt;
+      lastSeen = readAt;
+      latencies.push(readAt - d.occurred_at);
     });
 
     console.log(`producing payouts at ${RATE}/s for ${SECONDS}s...`);
@@ -180,7 +157,7 @@ async function main(): Promise<void> {
       else await new Promise((r) => setTimeout(r, tickMs));
     }
     const producedSeconds = (Date.now() - start) / 1000;
-    const rss = rssMb(proc.child.pid!);
+    const rss = rssMb(proc.child.pid);
     await waitFor('the last deductions', async () => withholds >= produced, 60_000, 500).catch(
       () => undefined,
     );
@@ -198,7 +175,7 @@ async function main(): Promise<void> {
     const probeSeconds = Number(
       /^holdback_task_end_probe_seconds_sum\{[^}]*\} (\S+)$/m.exec(metrics)?.[1] ?? 0,
     );
-    latencies.sort((a, b) => a - b);
+    const latency = latencySummary(latencies);
     const result = {
       benchmark: 'repayment',
       date: new Date().toISOString(),
@@ -216,11 +193,7 @@ async function main(): Promise<void> {
       producedEventsPerSecond: Math.round(produced / producedSeconds),
       withholds,
       decisionsPerSecond: Math.round(withholds / Math.max(0.001, (lastSeen - firstSeen) / 1000)),
-      latencyMs: {
-        p50: percentile(latencies, 50),
-        p99: percentile(latencies, 99),
-        max: latencies.at(-1) ?? NaN,
-      },
+      latencyMs: latency,
       processor: { rssMb: rss, heapUsedMb: heapMb },
       endProbes: { count: probeCount, seconds: Math.round(probeSeconds * 1000) / 1000 },
       complete: withholds >= produced,
@@ -236,12 +209,9 @@ async function main(): Promise<void> {
       'end probes': probeCount,
       'end probe wait (s)': result.endProbes.seconds,
     });
-    mkdirSync(join(__dirname, 'results'), { recursive: true });
-    const file = `repayment-${TRANSPORT}${GUARANTEE === 'exactly_once' ? '' : `-${GUARANTEE}`}.json`;
-    writeFileSync(join(__dirname, 'results', file), `${JSON.stringify(result, null, 2)}\n`);
-    console.log(`saved bench/results/${file}`);
+    saveResult(`repayment-${TRANSPORT}${GUARANTEE === 'exactly_once' ? '' : `-${GUARANTEE}`}.json`, result);
   } finally {
-    await consumer.disconnect().catch(() => undefined);
+    await consumer?.disconnect().catch(() => undefined);
     await producer.disconnect().catch(() => undefined);
     await terminate(proc);
     await deleteTopics(PREFIX, [changelogTopic(RUN)]);

@@ -341,7 +341,7 @@ export class ClickHouseSink {
           else if (outcome === 'skipped') skipped++;
           handled = m.offset;
           if (this.batcher.isFull()) {
-            await this.flushOrRestart();
+            await this.startFlush();
             if (generation !== this.generation) return;
           }
         }
@@ -357,7 +357,7 @@ export class ClickHouseSink {
         { topic, partition: String(batch.partition) },
         Math.max(0, Number(batch.highWatermark) - (this.durable.get(key) ?? 0)),
       );
-      if (this.batcher.isDue(this.clock())) await this.flushOrRestart();
+      if (this.batcher.isDue(this.clock())) await this.startFlush();
     });
   }
 
@@ -384,18 +384,9 @@ export class ClickHouseSink {
   private async onTimer(): Promise<void> {
     if (this.stopping || this.reconciling) return;
     await this.lock.run(async () => {
-      if (this.batcher.isDue(this.clock())) await this.flushOrRestart();
+      if (this.batcher.isDue(this.clock())) await this.startFlush();
       else if (this.batcher.rows === 0 && this.totalLag() === 0) this.progressAt = this.clock();
     });
-  }
-
-  /**
-   * Starts a flush (under the lock). Consumption goes on while it is written; only one write is
-   * ever in flight, so each table's rows in ClickHouse stay a prefix of what the sink sent, per
-   * partition, which is what makes max(_offset) an exact resume point (writer.ts).
-   */
-  private async flushOrRestart(): Promise<void> {
-    await this.startFlush();
   }
 
   /** A write gives up retrying once the sink is stopping and its grace is over. */
@@ -403,7 +394,13 @@ export class ClickHouseSink {
     return this.stopping && (this.giveUpAt === undefined || Date.now() > this.giveUpAt);
   }
 
-  /** Waits for the previous write, then drains the buffer into a new one. Under the lock. */
+  /**
+   * Starts a flush, under the lock: waits for the previous write, then drains the buffer into a
+   * new one. Consumption goes on while it is written; only one write is ever in flight, so each
+   * table's rows in ClickHouse stay a prefix of what the sink sent, per partition, which is what
+   * makes max(_offset) an exact resume point (writer.ts). A write that fails (a stop, or a bug)
+   * drops the buffer and restarts the consumer from ClickHouse's positions.
+   */
   private async startFlush(): Promise<void> {
     await this.settled();
     if (this.batcher.rows === 0 && !this.positionsAhead()) return;
