@@ -24,6 +24,7 @@ import { Kafka, logLevel, type Admin, type KafkaConfig } from 'kafkajs';
 import { InvariantViolation, type Processor } from '../processors/api';
 import { Restarter, retrying } from '../connectors/backoff';
 import { eventTime } from './event-time';
+import type { RunOptions } from './config';
 import type { RuntimeMetrics } from './metrics';
 import { Mutex } from '../connectors/mutex';
 import { whileRetriable } from '../connectors/kafka-read';
@@ -125,7 +126,7 @@ export interface RuntimeOptions<S> {
   /** Consumer fetch bounds (tests use tiny ones to prove fetch sizes change nothing). */
   maxBytesPerPartition?: number;
   /** librdkafka compression.codec of everything produced (rdkafka transport only; default none). */
-  compression?: 'none' | 'gzip';
+  compression?: RunOptions['compression'];
   /**
    * Standby replicas (runtime/standby.ts): keep warm copies of the tasks this instance would be
    * given if up to this many other instances left the group. 0 (default): none.
