@@ -51,19 +51,22 @@ test('the CLI applies every migration once; a second run applies nothing and cha
   const first = await run(process.execPath, [cli, 'clickhouse', 'migrate', `--database=${d}`]);
   expect(first.stdout).toMatch(/applied 0001_raw_tables/);
   expect(first.stdout).toMatch(/applied 0002_aggregates/);
+  expect(first.stdout).toMatch(/applied 0003_payout_decisions/);
   const after1 = await tables(d);
   for (const t of [
     ...RAW_TABLES,
     'daily_collections',
     'eligibility_daily',
     'settlement_lag_daily',
+    'payout_decisions_hourly',
+    'payout_decisions_hourly_mv',
     'outstanding_by_grade_status',
     'reconciliation_mismatches',
     'schema_migrations',
   ])
     expect(after1).toContain(t);
   const second = await run(process.execPath, [cli, 'clickhouse', 'migrate', `--database=${d}`]);
-  expect(second.stdout).toMatch(/up to date \(2 migrations applied earlier\)/);
+  expect(second.stdout).toMatch(/up to date \(3 migrations applied earlier\)/);
   expect(await tables(d)).toEqual(after1);
   const recorded = await rowsOf<{ version: number; name: string }>(
     client,
@@ -72,31 +75,69 @@ test('the CLI applies every migration once; a second run applies nothing and cha
   expect(recorded).toEqual([
     { version: 1, name: 'raw_tables' },
     { version: 2, name: 'aggregates' },
+    { version: 3, name: 'payout_decisions' },
   ]);
   const status = await run(process.execPath, [cli, 'clickhouse', 'status', `--database=${d}`]);
-  expect(status.stdout).toMatch(/2 migrations applied, 0 pending/);
+  expect(status.stdout).toMatch(/3 migrations applied, 0 pending/);
 }, 60_000);
 
 test('a new numbered migration is applied alone; an edited applied one is refused', async () => {
   const d = db('versions');
   const base = loadMigrations();
-  expect(base.map((m) => m.version)).toEqual([1, 2]);
+  expect(base.map((m) => m.version)).toEqual([1, 2, 3]);
   expect((await migrate(client, d, base.slice(0, 1))).applied.map((m) => m.version)).toEqual([1]);
   expect(await tables(d)).not.toContain('daily_collections');
-  const third = parseMigration(
-    '0003_probe.sql',
+  const probe = parseMigration(
+    '0004_probe.sql',
     'CREATE TABLE IF NOT EXISTS {db}.probe (x UInt8) ENGINE = MergeTree ORDER BY x;\n',
   );
-  const r = await migrate(client, d, [...base, third]);
-  expect(r.applied.map((m) => m.version)).toEqual([2, 3]);
+  const r = await migrate(client, d, [...base, probe]);
+  expect(r.applied.map((m) => m.version)).toEqual([2, 3, 4]);
   expect(r.alreadyApplied).toBe(1);
   expect(await tables(d)).toEqual(expect.arrayContaining(['daily_collections', 'probe']));
 
   const edited = parseMigration(
-    '0003_probe.sql',
+    '0004_probe.sql',
     'CREATE TABLE IF NOT EXISTS {db}.probe (x UInt16) ENGINE = MergeTree ORDER BY x;\n',
   );
   await expect(migrate(client, d, [...base, edited])).rejects.toThrow(/applied migrations are immutable/);
+});
+
+test('a database migrated before payout decisions gets 0003 alone; the sink can write it', async () => {
+  const d = db('upgrade');
+  const base = loadMigrations();
+  await migrate(client, d, base.slice(0, 2));
+  expect(await tables(d)).not.toContain('payout_decisions');
+  const r = await migrate(client, d);
+  expect(r.applied.map((m) => `${m.version}_${m.name}`)).toEqual(['3_payout_decisions']);
+  expect(r.alreadyApplied).toBe(2);
+  // What the sink's RowBinary layout is built from: the insertable columns and their types.
+  const described = await rowsOf<{ name: string; type: string; default_type: string }>(
+    client,
+    `DESCRIBE TABLE ${d}.payout_decisions`,
+  );
+  expect(described.filter((c) => c.default_type === '').map((c) => `${c.name} ${c.type}`)).toEqual([
+    '_topic String',
+    '_partition Int32',
+    '_offset Int64',
+    '_timestamp_ms Int64',
+    'decision_id String',
+    'payout_id String',
+    'merchant_id String',
+    'currency String',
+    'gross_amount_minor Int64',
+    'withheld_minor Int64',
+    'reason_code String',
+    'deduction_ids Array(String)',
+    'source_event_id String',
+    'occurred_at_ms Int64',
+    'decided_at_ms Int64',
+  ]);
+  expect(described.filter((c) => c.default_type === 'MATERIALIZED').map((c) => c.name)).toEqual([
+    '_inserted_at',
+    'occurred_at',
+    'decided_at',
+  ]);
 });
 
 test('a migration interrupted half-way is completed by the next run', async () => {
@@ -106,7 +147,7 @@ test('a migration interrupted half-way is completed by the next run', async () =
   await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${d}` });
   for (const s of first!.statements.slice(0, 3)) await client.command({ query: s.replace(/\{db\}/g, d) });
   const r = await migrate(client, d);
-  expect(r.applied.map((m) => m.version)).toEqual([1, 2]);
+  expect(r.applied.map((m) => m.version)).toEqual([1, 2, 3]);
   expect(await tables(d)).toEqual(expect.arrayContaining([...RAW_TABLES]));
 });
 

@@ -1,6 +1,7 @@
 /**
- * The ClickHouse sink on the real Kafka and ClickHouse: a seeded workload over all nine topics
- * goes in; every table holds exactly the distinct accepted records with their exact values;
+ * The ClickHouse sink on the real Kafka and ClickHouse: a seeded workload over all ten topics
+ * goes in; every table holds exactly the distinct accepted records with their exact values (a
+ * PayoutDecision produced by hand is checked column by column, Kafka position included);
  * every aggregate equals a recount from the raw tables and the workload's own expectation; a
  * restarted sink resumes from ClickHouse (not from Kafka's committed offsets) and adds only
  * what is new. Unique topic prefix and database, both dropped afterwards.
@@ -8,8 +9,10 @@
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import type { Codec } from '../../connectors/codec';
 import { SinkMetrics } from '../../connectors/clickhouse/metrics';
+import { keyPartitioner } from '../../connectors/kafka-send';
 import { migrate } from '../../connectors/clickhouse/migrate';
 import { ClickHouseSink } from '../../connectors/clickhouse/sink';
+import type { PayoutDecision } from '../../schemas/generated/types';
 import { TOPICS } from '../../schemas/topics';
 import {
   createTopics,
@@ -53,6 +56,20 @@ function newSink(): ClickHouseSink {
   });
 }
 
+/** The partition a key's records go to, and the offset of the last record there. */
+async function lastPosition(topic: string, key: string): Promise<{ partition: number; lastOffset: number }> {
+  const admin = kafkaClient().admin();
+  await admin.connect();
+  try {
+    const [metadata] = (await admin.fetchTopicMetadata({ topics: [topic] })).topics;
+    const partition = keyPartitioner(metadata!.partitions.length)(topic, key);
+    const offsets = await admin.fetchTopicOffsets(topic);
+    return { partition, lastOffset: Number(offsets.find((o) => o.partition === partition)!.high) - 1 };
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 beforeAll(async () => {
   client = createClient({ url: endpoints.clickhouseUrl });
   codec = await registeredCodec();
@@ -79,7 +96,53 @@ test('events in, rows out with exact values; aggregates equal a recount; a resta
     idPrefix: `a${RUN}-`,
     now,
   });
-  await produce(prefix, codec, first.records);
+  // Two decisions made by hand, after the workload, with what is most likely to be mangled: several
+  // deduction ids in the processor's order (not sorted), the largest money, a non-ASCII id, and
+  // times whose milliseconds the DateTime columns drop.
+  const handMade: PayoutDecision[] = [
+    {
+      decision_id: `h${RUN}-pd-1`,
+      payout_id: `h${RUN}-p-1`,
+      merchant_id: `h${RUN}-m`,
+      currency: 'EUR',
+      // The contract's largest amount (10^13 minor units), far beyond 32 bits.
+      gross_amount_minor: 10_000_000_000_000,
+      withheld_minor: 9_999_999_999_999,
+      reason_code: 'WITHHELD',
+      deduction_ids: [`h${RUN}-d-loan-z`, `h${RUN}-d-loan-a`, `h${RUN}-d-é€`],
+      source_event_id: `h${RUN}-e-1`,
+      occurred_at: now - 3_600_000 - 123,
+      decided_at: now - 3_599_000 + 999,
+    },
+    {
+      decision_id: `h${RUN}-pd-2`,
+      payout_id: `h${RUN}-p-2`,
+      merchant_id: `h${RUN}-m`,
+      currency: 'JPY',
+      gross_amount_minor: 3,
+      withheld_minor: 0,
+      reason_code: 'SHARE_ROUNDS_TO_ZERO',
+      deduction_ids: [],
+      source_event_id: `h${RUN}-e-2`,
+      occurred_at: now - 7_200_000,
+      decided_at: now - 7_100_000,
+    },
+  ];
+  await produce(prefix, codec, [
+    ...first.records,
+    ...handMade.map((value) => ({ topic: TOPICS.payoutDecisions, key: value.merchant_id, value })),
+  ]);
+  first.expected.rows['payout_decisions']! += handMade.length;
+  for (const v of handMade) {
+    const hour = `${new Date(v.occurred_at).toISOString().slice(0, 13).replace('T', ' ')}:00:00`;
+    const k = `${hour}|${v.reason_code}|${v.currency}`;
+    const [n, gross, withheld] = first.expected.payoutDecisionsHourly.get(k) ?? [0, 0, 0];
+    first.expected.payoutDecisionsHourly.set(k, [
+      n + 1,
+      gross + v.gross_amount_minor,
+      withheld + v.withheld_minor,
+    ]);
+  }
 
   let sink = newSink();
   await sink.start();
@@ -145,6 +208,54 @@ test('events in, rows out with exact values; aggregates equal a recount; a resta
       .sort()
       .map((k) => String(features[k])),
   });
+  // A PayoutDecision, every column as produced; its Kafka position is the record's own.
+  const handRows = await rowsOf<Record<string, unknown>>(
+    client,
+    `SELECT _topic, _partition, _offset, _timestamp_ms, decision_id, payout_id, merchant_id, currency,
+       gross_amount_minor, withheld_minor, reason_code, deduction_ids, source_event_id, occurred_at_ms,
+       decided_at_ms, toString(occurred_at) AS occurred_at_text, toString(decided_at) AS decided_at_text,
+       _inserted_at > toDateTime(0) AS inserted
+     FROM ${database}.payout_decisions WHERE merchant_id = 'h${RUN}-m' ORDER BY decision_id`,
+  );
+  const { partition, lastOffset } = await lastPosition(prefix + TOPICS.payoutDecisions, `h${RUN}-m`);
+  const text = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
+  expect(handRows).toEqual(
+    handMade.map((v, i) => ({
+      _topic: TOPICS.payoutDecisions,
+      _partition: partition,
+      // The two were produced last, in order, to the merchant's partition.
+      _offset: String(lastOffset - (handMade.length - 1 - i)),
+      _timestamp_ms: expect.stringMatching(/^\d{13}$/),
+      decision_id: v.decision_id,
+      payout_id: v.payout_id,
+      merchant_id: v.merchant_id,
+      currency: v.currency,
+      gross_amount_minor: String(v.gross_amount_minor),
+      withheld_minor: String(v.withheld_minor),
+      reason_code: v.reason_code,
+      deduction_ids: v.deduction_ids,
+      source_event_id: v.source_event_id,
+      occurred_at_ms: String(v.occurred_at),
+      decided_at_ms: String(v.decided_at),
+      occurred_at_text: text(v.occurred_at),
+      decided_at_text: text(v.decided_at),
+      inserted: 1,
+    })),
+  );
+  // And one of the workload's, through the same path.
+  const workloadDecision = first.records.find((r) => r.topic === TOPICS.payoutDecisions)!
+    .value as PayoutDecision;
+  const [wd] = await rowsOf<Record<string, unknown>>(
+    client,
+    `SELECT withheld_minor, reason_code, deduction_ids FROM ${database}.payout_decisions
+     WHERE decision_id = '${workloadDecision.decision_id}'`,
+  );
+  expect(wd).toEqual({
+    withheld_minor: String(workloadDecision.withheld_minor),
+    reason_code: workloadDecision.reason_code,
+    deduction_ids: workloadDecision.deduction_ids,
+  });
+
   const settlement = first.records.find(
     (r) => r.topic === TOPICS.settlements && (r.value as { mismatch_minor: number }).mismatch_minor !== 0,
   )!.value as unknown as Record<string, unknown>;
@@ -200,6 +311,7 @@ test('events in, rows out with exact values; aggregates equal a recount; a resta
     deductions: 0,
     loan_states: 0,
     settlements: 0,
+    payout_decisions: 0,
     eligibility_decisions: 0,
     dead_letters: 0,
   });

@@ -2,34 +2,58 @@
  * Row mapping: every contract record becomes a row of its table with exactly the columns the
  * migration declares (the RowBinary encoder also refuses any other shape), values unchanged.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { RAW_TABLES, SINK_TOPICS, tableOf, toRow } from '../../../connectors/clickhouse/rows';
-import { MIGRATIONS_DIR, splitStatements } from '../../../connectors/clickhouse/migrate';
+import { loadMigrations } from '../../../connectors/clickhouse/migrate';
+import { encoderOf } from '../../../connectors/clickhouse/rowbinary';
 import { TOPIC_SPECS, TOPICS, type TopicName } from '../../../schemas/topics';
 import { fromAvroJson } from './fixtures';
 
-/** Columns a JSONEachRow insert must carry, per table, read from the migration (MATERIALIZED ones excluded). */
-function insertableColumns(): Map<string, string[]> {
-  const sql = readFileSync(join(MIGRATIONS_DIR, '0001_raw_tables.sql'), 'utf8');
-  const out = new Map<string, string[]>();
-  for (const s of splitStatements(sql)) {
-    const m = /CREATE TABLE IF NOT EXISTS \{db\}\.(\w+)\s*\(([\s\S]*?)\)\s*ENGINE/.exec(s);
-    if (!m) continue;
-    const cols = m[2]!
-      .split('\n')
-      .map((l) => l.trim())
-      .filter((l) => l.length > 0 && !/ MATERIALIZED /.test(l))
-      .map((l) => l.split(/\s+/)[0]!);
-    out.set(m[1]!, cols);
+/**
+ * Columns an insert must carry, per raw table (a table with the Kafka position `_offset`), read
+ * from every migration (MATERIALIZED ones excluded; aggregates and views are not raw tables).
+ */
+function insertableColumnTypes(): Map<string, Array<[string, string]>> {
+  const out = new Map<string, Array<[string, string]>>();
+  for (const m of loadMigrations()) {
+    for (const s of m.statements) {
+      const t = /CREATE TABLE IF NOT EXISTS \{db\}\.(\w+)\s*\(([\s\S]*?)\)\s*ENGINE/.exec(s);
+      if (!t) continue;
+      const cols = t[2]!
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l.length > 0 && !/ MATERIALIZED /.test(l))
+        .map((l) => /^(\w+) (.+?),?$/.exec(l)!)
+        .map((c): [string, string] => [c[1]!, c[2]!]);
+      if (cols.some(([name]) => name === '_offset')) out.set(t[1]!, cols);
+    }
   }
   return out;
+}
+
+function insertableColumns(): Map<string, string[]> {
+  return new Map([...insertableColumnTypes()].map(([t, cols]) => [t, cols.map(([name]) => name)]));
 }
 
 test('one table per topic, for every topic of the contract', () => {
   expect([...SINK_TOPICS].sort()).toEqual(TOPIC_SPECS.map((t) => t.name).sort());
   expect(new Set(RAW_TABLES).size).toBe(SINK_TOPICS.length);
   expect([...insertableColumns().keys()].sort()).toEqual([...RAW_TABLES].sort());
+});
+
+test('every insertable column type of the raw tables is one the RowBinary encoder writes', () => {
+  const unsupported: string[] = [];
+  const types = new Set<string>();
+  for (const [table, cols] of insertableColumnTypes())
+    for (const [name, type] of cols) {
+      types.add(type);
+      try {
+        encoderOf(type);
+      } catch (e) {
+        unsupported.push(`${table}.${name}: ${(e as Error).message}`);
+      }
+    }
+  expect(unsupported).toEqual([]);
+  expect(types).toContain('Array(String)');
 });
 
 test.each(SINK_TOPICS.map((t) => [t]))(
@@ -78,6 +102,68 @@ test('values are carried exactly: money as integers, times as ms, nulls as null'
   );
   expect(JSON.stringify(big)).toContain('"gross_amount_minor":9007199254740991');
   expect(big['withheld_minor']).toBeNull();
+});
+
+test('payout decisions keep amounts, the reason and the deduction ids in order; times as ms', () => {
+  const at = { topic: TOPICS.payoutDecisions, partition: 1, offset: 2, timestampMs: 3 };
+  const withheld = toRow(
+    TOPICS.payoutDecisions,
+    {
+      decision_id: 'pd-1',
+      payout_id: 'p-1',
+      merchant_id: 'm-1',
+      currency: 'EUR',
+      gross_amount_minor: Number.MAX_SAFE_INTEGER,
+      withheld_minor: 1_250,
+      reason_code: 'WITHHELD',
+      deduction_ids: ['d-loan-b', 'd-loan-a'],
+      source_event_id: 'e-1',
+      occurred_at: 1_793_534_402_123,
+      decided_at: 1_793_534_402_999,
+    },
+    at,
+  );
+  expect(withheld).toEqual({
+    _topic: TOPICS.payoutDecisions,
+    _partition: 1,
+    _offset: 2,
+    _timestamp_ms: 3,
+    decision_id: 'pd-1',
+    payout_id: 'p-1',
+    merchant_id: 'm-1',
+    currency: 'EUR',
+    gross_amount_minor: Number.MAX_SAFE_INTEGER,
+    withheld_minor: 1_250,
+    reason_code: 'WITHHELD',
+    // Oldest loan first, as the processor emitted them: never sorted.
+    deduction_ids: ['d-loan-b', 'd-loan-a'],
+    source_event_id: 'e-1',
+    occurred_at_ms: 1_793_534_402_123,
+    decided_at_ms: 1_793_534_402_999,
+  });
+  expect(tableOf(TOPICS.payoutDecisions)).toBe('payout_decisions');
+  const nothing = toRow(
+    TOPICS.payoutDecisions,
+    {
+      decision_id: 'pd-2',
+      payout_id: 'p-2',
+      merchant_id: 'm-1',
+      currency: 'GBP',
+      gross_amount_minor: 0,
+      withheld_minor: 0,
+      reason_code: 'SHARE_ROUNDS_TO_ZERO',
+      deduction_ids: [],
+      source_event_id: 'e-2',
+      occurred_at: 1,
+      decided_at: 2,
+    },
+    at,
+  );
+  expect([nothing['withheld_minor'], nothing['reason_code'], nothing['deduction_ids']]).toEqual([
+    0,
+    'SHARE_ROUNDS_TO_ZERO',
+    [],
+  ]);
 });
 
 test('eligibility features become two arrays sorted by name; eligible becomes 0/1', () => {

@@ -10,7 +10,14 @@ export async function rowsOf<T>(client: ClickHouseClient, query: string): Promis
 }
 
 const RAW_INPUTS = ['orders', 'sales', 'payouts', 'loan_events'];
-const RAW_OUTPUTS = ['deductions', 'loan_states', 'settlements', 'eligibility_decisions', 'dead_letters'];
+const RAW_OUTPUTS = [
+  'deductions',
+  'loan_states',
+  'settlements',
+  'payout_decisions',
+  'eligibility_decisions',
+  'dead_letters',
+];
 
 /** Distinct rows per table: events by event_id (FINAL) for inputs, every row for outputs. */
 export async function tableCounts(client: ClickHouseClient, db: string): Promise<Record<string, number>> {
@@ -164,6 +171,28 @@ export async function aggregateChecks(
       fromView: sorted(toMap(view, k, v)),
       recount: sorted(toMap(raw, k, v)),
       expected: expected && sorted(new Map([...expected.outstanding].map(([a, b]) => [a, [...b]]))),
+    });
+  }
+  {
+    const k = ['hour', 'reason_code', 'currency'];
+    const v = ['decisions', 'gross', 'withheld'];
+    const view = await rowsOf<Row>(
+      client,
+      `SELECT toString(hour) AS hour, reason_code, currency, sum(decisions) AS decisions,
+         sum(gross_total_minor) AS gross, sum(withheld_total_minor) AS withheld
+       FROM ${db}.payout_decisions_hourly GROUP BY hour, reason_code, currency`,
+    );
+    const raw = await rowsOf<Row>(
+      client,
+      `SELECT toString(toStartOfHour(occurred_at)) AS hour, reason_code, currency, count() AS decisions,
+         sum(gross_amount_minor) AS gross, sum(withheld_minor) AS withheld
+       FROM ${db}.payout_decisions GROUP BY hour, reason_code, currency`,
+    );
+    checks.push({
+      name: 'payout_decisions_hourly',
+      fromView: sorted(toMap(view, k, v)),
+      recount: sorted(toMap(raw, k, v)),
+      expected: expected && sorted(new Map([...expected.payoutDecisionsHourly].map(([a, b]) => [a, [...b]]))),
     });
   }
   return checks;

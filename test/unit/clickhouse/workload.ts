@@ -1,5 +1,5 @@
 /**
- * A seeded workload over all nine topics for the ClickHouse sink's tests and benchmark, with
+ * A seeded workload over all ten topics for the ClickHouse sink's tests and benchmark, with
  * what ClickHouse must hold afterwards computed independently in JavaScript: distinct events
  * per input table (inputs repeat some event_ids, as producers retry), rows per output table,
  * and every aggregate. Poison pills (bad magic byte) go to an input topic: the sink skips them.
@@ -9,6 +9,7 @@ import type {
   Deduction,
   EligibilityDecision,
   LoanState,
+  PayoutDecision,
   PayoutSettlement,
 } from '../../../schemas/generated/types';
 import { Rng } from '../../harness/random';
@@ -30,6 +31,8 @@ export interface Expected {
   settlementLag: Map<string, [number, number, number, number]>;
   /** outstanding by `${grade}|${status}|${currency}`: [loans, outstanding]. */
   outstanding: Map<string, [number, number]>;
+  /** payout_decisions_hourly by `${hour}|${reason_code}|${currency}`: [decisions, gross, withheld]. */
+  payoutDecisionsHourly: Map<string, [number, number, number]>;
 }
 
 export interface Workload {
@@ -39,6 +42,8 @@ export interface Workload {
 
 const DAY_MS = 86_400_000;
 const day = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
+/** As ClickHouse prints toStartOfHour of a DateTime('UTC'). */
+const hour = (ms: number): string => `${new Date(ms).toISOString().slice(0, 13).replace('T', ' ')}:00:00`;
 const STATUSES = ['ACTIVE', 'BEHIND', 'DELINQUENT', 'PAUSED', 'PAID_OFF'] as const;
 const GRADES = ['A', 'B', 'C', 'D', 'E'] as const;
 
@@ -68,13 +73,21 @@ export function clickhouseWorkload(o: {
     payouts: new Set(),
     loan_events: new Set(),
   };
-  const counts = { deductions: 0, loan_states: 0, settlements: 0, eligibility_decisions: 0, dead_letters: 0 };
+  const counts = {
+    deductions: 0,
+    loan_states: 0,
+    settlements: 0,
+    payout_decisions: 0,
+    eligibility_decisions: 0,
+    dead_letters: 0,
+  };
   const expected: Expected = {
     rows: {},
     dailyCollections: new Map(),
     eligibilityDaily: new Map(),
     settlementLag: new Map(),
     outstanding: new Map(),
+    payoutDecisionsHourly: new Map(),
   };
   const latestState = new Map<string, LoanState>();
   const latestGrade = new Map<string, string>();
@@ -229,6 +242,42 @@ export function clickhouseWorkload(o: {
         counts.deductions++;
         add(expected.dailyCollections, `${day(at)}|${currency}`, [1, 0, withheld, 0]);
         state(rng.pick(STATUSES), at + 50);
+      }
+      // One decision per SCHEDULED event, as the repayment processor emits it: what it withheld,
+      // or why nothing (here: the loan is repaid). Now and then the platform re-sends the payout
+      // under another event_id: its decision withholds nothing, ALREADY_DECIDED.
+      const decision = (event: string, code: string, amount: number, ids: string[]): void => {
+        const d: PayoutDecision = {
+          decision_id: `${event}-decision`,
+          payout_id: payout,
+          merchant_id: merchant,
+          currency,
+          gross_amount_minor: gross,
+          withheld_minor: amount,
+          reason_code: code,
+          deduction_ids: ids,
+          source_event_id: event,
+          occurred_at: at,
+          decided_at: at + 50,
+        };
+        push(TOPICS.payoutDecisions, merchant, d);
+        counts.payout_decisions++;
+        add(expected.payoutDecisionsHourly, `${hour(at)}|${code}|${currency}`, [1, gross, amount]);
+      };
+      if (withheld > 0) decision(`${payout}-scheduled`, 'WITHHELD', withheld, [`${payout}-${loan}-W`]);
+      else decision(`${payout}-scheduled`, 'NO_LIVE_LOAN', 0, []);
+      if (rng.chance(0.05)) {
+        input(TOPICS.payouts, 'payouts', {
+          event_id: `${payout}-scheduled-again`,
+          merchant_id: merchant,
+          payout_id: payout,
+          type: 'SCHEDULED',
+          gross_amount_minor: gross,
+          withheld_minor: null,
+          currency,
+          occurred_at: at,
+        });
+        decision(`${payout}-scheduled-again`, 'ALREADY_DECIDED', 0, []);
       }
       const failed = withheld > 0 && rng.chance(0.15);
       const settledAt = at + rng.int(60_000, 2 * DAY_MS);
