@@ -27,6 +27,10 @@ else
   say "Toxiproxy is installed"
 fi
 
+# The producer examples in Python, Go and Java (examples/), which an integration test runs:
+# a venv, a go build and a mvn package, each rebuilt only when its sources changed.
+source "$ROOT/scripts/examples-setup.sh"
+
 say "lint and type checks"
 npx eslint . --max-warnings=0
 npx prettier --check . --log-level=warn
