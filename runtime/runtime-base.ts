@@ -24,6 +24,8 @@ import { Kafka, logLevel, type Admin, type KafkaConfig } from 'kafkajs';
 import { InvariantViolation, type Processor } from '../processors/api';
 import { Restarter, retrying } from '../connectors/backoff';
 import { eventTime } from './event-time';
+import { partitionOfKey } from '../connectors/partitioner';
+import { TOPIC_SPECS } from '../schemas/topics';
 import type { RunOptions } from './config';
 import type { RuntimeMetrics } from './metrics';
 import { Mutex } from '../connectors/mutex';
@@ -53,6 +55,11 @@ import {
  * a commit or a restore step takes seconds, so five minutes means nothing is moving.
  */
 export const LIVENESS_LOCK_MS = 5 * 60_000;
+
+/** The inputs producers key by merchant_id and partition with murmur2 (docs/integration.md). */
+const KEYED_BY_MERCHANT: ReadonlySet<string> = new Set(
+  TOPIC_SPECS.filter((t) => t.role === 'input' && t.keyField === 'merchant_id').map((t) => t.name),
+);
 
 export type Guarantee = 'exactly_once' | 'at_least_once';
 
@@ -955,7 +962,7 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
     for (const src of records) {
       if (src.offset >= bound) break;
       if (h.task.isDuplicate(src)) continue;
-      const decoded = await this.decodeWithRetry(src, generation, heartbeat);
+      const decoded = this.inItsPartition(topic, src, await this.decodeWithRetry(src, generation, heartbeat));
       items.push({
         src,
         decoded,
@@ -1131,6 +1138,28 @@ export abstract class RuntimeBase<S, H extends TaskHandleBase<S>> {
     });
     h.group.clear();
     this.pauseFetch(this.inputTopics(), h.partition);
+  }
+
+  /**
+   * A platform's or lender's record whose key the Java client's partitioner (murmur2) puts in
+   * another partition is WRONG_PARTITION: its merchant's state lives in that other partition's
+   * task, which would never see it, and co-partitioning would silently break (a producer on
+   * librdkafka's default consistent_random partitioner does this). The key already matched the
+   * record's merchant_id (KEY_MISMATCH comes first), so the detail names where it belongs.
+   */
+  private inItsPartition(topic: string, src: SourceRecord, decoded: Decoded): Decoded {
+    const partitions = this.partitionCount;
+    if (!decoded.ok || src.key === null || partitions === undefined || !KEYED_BY_MERCHANT.has(topic))
+      return decoded;
+    const expected = partitionOfKey(src.key, partitions);
+    if (expected === src.partition) return decoded;
+    return {
+      ok: false,
+      reasonCode: 'WRONG_PARTITION',
+      detail:
+        `expected partition ${expected}: key '${src.key.toString('utf8')}' hashes there with murmur2, the Java ` +
+        `client's default partitioner, over ${partitions} partitions; the record is in partition ${src.partition}`,
+    };
   }
 
   /**

@@ -40,6 +40,8 @@ export const DLQ_REASON_CODES = {
   INVALID_LOAN_TERMS:
     'A FUNDED loan event has a term out of range: principal <= 0, rate outside 1..10000 bps, or period outside 1..366 days.',
   KEY_MISMATCH: "The Kafka key is missing or differs from the record's key field (merchant_id or loan_id).",
+  WRONG_PARTITION:
+    "An input record is in another partition than its key's: the Java client's partitioner (murmur2) puts it in the partition the detail names.",
   OPERATOR_SKIPPED:
     'A record that stopped its partition on a broken invariant, moved here by an operator (holdback dlq skip) so that the partition goes on.',
 } as const;
@@ -117,3 +119,26 @@ export const ELIGIBILITY_REASON_CODES = {
 } as const;
 
 export type EligibilityReasonCode = keyof typeof ELIGIBILITY_REASON_CODES;
+
+/**
+ * What the repayment processor decided for a SCHEDULED payout event: the `reason_code` of a
+ * PayoutDecision (holdback.payout-decisions.v1), docs/reason-codes.md "Payout decision codes".
+ * Not rejections: a rejected event gets a DeadLetter instead. A decision gets the first code that
+ * applies, in this order. Stable: never renamed, never reused with another meaning.
+ */
+export const PAYOUT_DECISION_CODES = {
+  WITHHELD: 'At least one loan withheld from the payout: withheld_minor > 0, one deduction per loan.',
+  ALREADY_DECIDED:
+    'This payout was SCHEDULED before (a re-send, under this event_id or another): its first decision stands, nothing more is withheld.',
+  FAILED_EARLIER: 'The payout FAILED before it was SCHEDULED: a failed payout withholds nothing.',
+  SETTLED_EARLIER:
+    'The payout SETTLED before it was SCHEDULED: nothing is withheld from a payout already paid.',
+  NO_LIVE_LOAN:
+    'The merchant has no loan that withholds: none was funded, or every loan is PAID_OFF or WRITTEN_OFF.',
+  OTHER_CURRENCY: "The merchant's live loans are all in other currencies than the payout's.",
+  LOANS_PAUSED: "Every live loan in the payout's currency is PAUSED.",
+  SHARE_ROUNDS_TO_ZERO:
+    "Loans withhold in the payout's currency, but each share floor(gross * rate / 10000) is 0 (a payout too small, or of 0).",
+} as const;
+
+export type PayoutDecisionCode = keyof typeof PAYOUT_DECISION_CODES;

@@ -11,6 +11,7 @@ export const TOPICS = {
   deductions: 'holdback.deductions.v1',
   loanStates: 'holdback.loans.v1',
   settlements: 'holdback.settlements.v1',
+  payoutDecisions: 'holdback.payout-decisions.v1',
   eligibility: 'holdback.eligibility.v1',
   dlq: 'holdback.dlq.v1',
 } as const;
@@ -44,6 +45,13 @@ export const TOPIC_SPECS: readonly TopicSpec[] = [
     role: 'output',
   },
   {
+    name: TOPICS.payoutDecisions,
+    record: 'PayoutDecision',
+    keyField: 'merchant_id',
+    compacted: false,
+    role: 'output',
+  },
+  {
     name: TOPICS.eligibility,
     record: 'EligibilityDecision',
     keyField: 'merchant_id',
@@ -66,6 +74,7 @@ import type {
   LoanEvent,
   LoanState,
   OrderEvent,
+  PayoutDecision,
   PayoutEvent,
   PayoutSettlement,
   SaleEvent,
@@ -80,6 +89,7 @@ export interface TopicRecords {
   'holdback.deductions.v1': Deduction;
   'holdback.loans.v1': LoanState;
   'holdback.settlements.v1': PayoutSettlement;
+  'holdback.payout-decisions.v1': PayoutDecision;
   'holdback.eligibility.v1': EligibilityDecision;
   'holdback.dlq.v1': DeadLetter;
 }

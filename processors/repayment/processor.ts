@@ -5,7 +5,14 @@
  * is derived from the state (timerAt), so a state restored from the changelog has it too.
  * The rules are docs/contract.md's "Repayment rules"; the choices it leaves open are in README.md.
  */
-import type { Deduction, LoanEvent, PayoutEvent, PayoutSettlement } from '../../schemas/generated/types';
+import type {
+  Deduction,
+  LoanEvent,
+  PayoutDecision,
+  PayoutEvent,
+  PayoutSettlement,
+} from '../../schemas/generated/types';
+import type { PayoutDecisionCode } from '../../schemas/reason-codes';
 import { TOPICS } from '../../schemas/topics';
 import type {
   Context,
@@ -67,7 +74,7 @@ export function createRepaymentProcessor(
   return {
     name: REPAYMENT_PROCESSOR_NAME,
     inputs: [TOPICS.loanEvents, TOPICS.payouts],
-    outputs: [TOPICS.deductions, TOPICS.loanStates, TOPICS.settlements],
+    outputs: [TOPICS.deductions, TOPICS.loanStates, TOPICS.settlements, TOPICS.payoutDecisions],
     stateSerde: repaymentStateSerde,
     entrySerde: payoutRecordSerde,
     process: (state, input, ctx) => processInput(cfg, state, input, ctx),
@@ -157,10 +164,14 @@ function processInput(
     // apply once per payout_id, whatever the event_id (a retry under a new id is the same event).
     const e = input.value;
     const clock = clockFor(cfg, before, e.occurred_at, ctx.now);
-    const record = remembered(cfg, before, ctx, e.payout_id, clock);
-    if (record && alreadyApplied(record, e)) return { state, outputs: [] };
     const problem = payoutProblem(e);
     if (problem) return reject(...problem);
+    const record = remembered(cfg, before, ctx, e.payout_id, clock);
+    if (record && alreadyApplied(record, e)) {
+      // A SCHEDULED seen again still gets its answer: the first decision stands, nothing more.
+      const answer = e.type === 'SCHEDULED' ? [payoutDecision(e, 'ALREADY_DECIDED', [], ctx.now)] : [];
+      return { state, outputs: answer };
+    }
     if (!record && clock - e.occurred_at > cfg.dedupHorizonMs) {
       return reject(
         'BEYOND_DEDUP_HORIZON',
@@ -319,8 +330,11 @@ function applyPayout(
   let next: PayoutRecord;
   switch (e.type) {
     case 'SCHEDULED':
-      // A payout seen before (settled or failed) withholds nothing more.
-      next = record ? { ...record, scheduledAt: e.occurred_at, lastEventAt } : withhold(s, e, at, now, out);
+      if (record) {
+        // A payout seen before (settled or failed) withholds nothing more.
+        next = { ...record, scheduledAt: e.occurred_at, lastEventAt };
+        out.push(payoutDecision(e, record.failed ? 'FAILED_EARLIER' : 'SETTLED_EARLIER', [], now));
+      } else next = withhold(s, e, at, now, out);
       break;
     case 'FAILED': {
       const r = record ?? newPayoutRecord(e, null);
@@ -381,11 +395,55 @@ function withhold(
     withheld += amountMinor;
     out.push(deduction('WITHHOLD', e, loan, amountMinor, gross, now));
   }
+  const ids = withholdings.map((w) => deductionId(e.payout_id, w.loanId, 'WITHHOLD'));
+  out.push(payoutDecision(e, withheld > 0 ? 'WITHHELD' : nothingWithheldBecause(s, e), ids, now, withheld));
   return {
     ...newPayoutRecord(e, e.occurred_at),
     withholdings,
     firstWithheldDecidedAt: withheld > 0 ? now : null,
   };
+}
+
+/**
+ * Why a new payout withheld nothing, from the loans as they stood when it was decided: the first
+ * of docs/reason-codes.md's "Payout decision codes" that applies.
+ */
+function nothingWithheldBecause(s: RepaymentState, e: PayoutEvent): PayoutDecisionCode {
+  const live = [...s.loans.values()].filter((l) => l.status !== 'PAID_OFF' && l.status !== 'WRITTEN_OFF');
+  if (live.length === 0) return 'NO_LIVE_LOAN';
+  const inCurrency = live.filter((l) => l.currency === e.currency);
+  if (inCurrency.length === 0) return 'OTHER_CURRENCY';
+  if (!inCurrency.some(isRunning)) return 'LOANS_PAUSED';
+  return 'SHARE_ROUNDS_TO_ZERO';
+}
+
+/**
+ * The answer to one SCHEDULED event. Its id is `<payout_id>:<event_id>`, escaped like a
+ * deduction_id, with `:again` for an ALREADY_DECIDED answer, so a re-sent event keeps one id
+ * per answer and never takes the id of the decision it repeats.
+ */
+function payoutDecision(
+  e: PayoutEvent,
+  reason: PayoutDecisionCode,
+  deductionIds: string[],
+  now: number,
+  withheldMinor = 0,
+): OutputRecord {
+  const again = reason === 'ALREADY_DECIDED' ? ':again' : '';
+  const value: PayoutDecision = {
+    decision_id: fitId(`${escapeId(e.payout_id)}:${escapeId(e.event_id)}${again}`),
+    payout_id: e.payout_id,
+    merchant_id: e.merchant_id,
+    currency: e.currency,
+    gross_amount_minor: e.gross_amount_minor,
+    withheld_minor: withheldMinor,
+    reason_code: reason,
+    deduction_ids: deductionIds,
+    source_event_id: e.event_id,
+    occurred_at: e.occurred_at,
+    decided_at: now,
+  };
+  return { topic: TOPICS.payoutDecisions, key: e.merchant_id, value };
 }
 
 /** Gives back exactly what was withheld from the payout, loan by loan. */
@@ -411,9 +469,10 @@ function reverse(
  * shortened with its hash when longer than an id may be (processors/ids.ts).
  */
 export function deductionId(payoutId: string, loanId: string, type: Deduction['type']): string {
-  const esc = (id: string): string => id.replace(/%/g, '%25').replace(/:/g, '%3A');
-  return fitId(`${esc(payoutId)}:${esc(loanId)}:${type}`);
+  return fitId(`${escapeId(payoutId)}:${escapeId(loanId)}:${type}`);
 }
+
+const escapeId = (id: string): string => id.replace(/%/g, '%25').replace(/:/g, '%3A');
 
 function deduction(
   type: Deduction['type'],

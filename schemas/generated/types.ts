@@ -189,6 +189,32 @@ export interface OrderEvent {
   occurred_at: number;
 }
 
+/** What Holdback decided for one SCHEDULED payout event, including to withhold nothing and why. Topic holdback.payout-decisions.v1, key merchant_id. Every SCHEDULED event gets one PayoutDecision or one DeadLetter. */
+export interface PayoutDecision {
+  /** Deterministic from payout_id and source_event_id (and whether the payout was already decided): the same event always gives the same id. */
+  decision_id: string;
+  /** The payout decided. */
+  payout_id: string;
+  /** The merchant paid; also the Kafka key. */
+  merchant_id: string;
+  /** ISO 4217 code of the payout. */
+  currency: string;
+  /** The payout's gross amount, minor units. */
+  gross_amount_minor: number;
+  /** What this decision withholds from the payout: the sum of its WITHHOLD deductions, 0 when none. */
+  withheld_minor: number;
+  /** Why: WITHHELD, or why nothing was withheld (docs/reason-codes.md, "Payout decision codes"). */
+  reason_code: string;
+  /** The deduction_id of each WITHHOLD this decision emitted on holdback.deductions.v1, oldest loan first; empty when nothing was withheld. */
+  deduction_ids: Array<string>;
+  /** event_id of the SCHEDULED event decided. */
+  source_event_id: string;
+  /** occurred_at of the SCHEDULED event. */
+  occurred_at: number;
+  /** When Holdback decided it (the runtime's clock). */
+  decided_at: number;
+}
+
 export const PayoutTypeValues = ['SCHEDULED', 'SETTLED', 'FAILED'] as const;
 export type PayoutType = (typeof PayoutTypeValues)[number];
 
@@ -268,7 +294,7 @@ export interface SaleEvent {
   occurred_at: number;
 }
 
-export type RecordName = 'DeadLetter' | 'Deduction' | 'EligibilityDecision' | 'LoanEvent' | 'LoanState' | 'OrderEvent' | 'PayoutEvent' | 'PayoutSettlement' | 'SaleEvent';
+export type RecordName = 'DeadLetter' | 'Deduction' | 'EligibilityDecision' | 'LoanEvent' | 'LoanState' | 'OrderEvent' | 'PayoutDecision' | 'PayoutEvent' | 'PayoutSettlement' | 'SaleEvent';
 
 export interface Records {
   DeadLetter: DeadLetter;
@@ -277,6 +303,7 @@ export interface Records {
   LoanEvent: LoanEvent;
   LoanState: LoanState;
   OrderEvent: OrderEvent;
+  PayoutDecision: PayoutDecision;
   PayoutEvent: PayoutEvent;
   PayoutSettlement: PayoutSettlement;
   SaleEvent: SaleEvent;

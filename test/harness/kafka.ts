@@ -80,6 +80,8 @@ export interface Produced<T extends TopicName = TopicName> {
   topic: T;
   key: string | null;
   value: TopicRecords[T] | Buffer;
+  /** Where a producer with another partitioner than murmur2 would put it (default: murmur2's). */
+  partition?: number;
 }
 
 /** The murmur2 partitioner of each topic, from the partition count the cluster reports for it. */
@@ -119,7 +121,8 @@ export async function produce(
       for (const r of records.slice(i, i + batch)) {
         const value = Buffer.isBuffer(r.value) ? r.value : codec.encode(r.topic, r.value as never);
         const list = byTopic.get(prefix + r.topic) ?? [];
-        list.push({ key: r.key, value, partition: partitionOf(prefix + r.topic)(prefix + r.topic, r.key) });
+        const partition = r.partition ?? partitionOf(prefix + r.topic)(prefix + r.topic, r.key);
+        list.push({ key: r.key, value, partition });
         byTopic.set(prefix + r.topic, list);
       }
       // Input, as the platform's producers send it: a partition kafkajs left unwritten is sent

@@ -113,6 +113,10 @@ export function render(o: OutputRecord): string {
       const s = o.value;
       return `${s.status} ${s.payout_id} instructed=${s.instructed_minor} reported=${s.reported_withheld_minor ?? '-'} mismatch=${s.mismatch_minor}`;
     }
+    case 'holdback.payout-decisions.v1': {
+      const d = o.value;
+      return `DECIDED ${d.payout_id} ${d.reason_code} withheld=${d.withheld_minor}${d.deduction_ids.length > 0 ? ` [${d.deduction_ids.join(' ')}]` : ''}`;
+    }
     default:
       return `${o.topic} ${JSON.stringify(o.value)}`;
   }

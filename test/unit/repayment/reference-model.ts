@@ -32,6 +32,7 @@ import type {
   LoanEvent,
   LoanState,
   LoanStatus,
+  PayoutDecision,
   PayoutEvent,
   PayoutSettlement,
   PayoutType,
@@ -77,6 +78,8 @@ export interface RefDecision {
   settlements: Array<[string, string, number, number | null, number, number | null, number | null]>;
   /** Loans whose view changed in this step, oldest funding first. */
   changed: RefLoanView[];
+  /** [payout_id, reason_code, withheld] of each PayoutDecision. */
+  decisions: Array<[string, string, number]>;
 }
 
 interface RefLoan {
@@ -116,7 +119,13 @@ const floorMulDiv = (a: number, b: number, d: number): number => Number((BigInt(
 
 const isAmount = (n: number | null | undefined): boolean => Number.isSafeInteger(n) && (n as number) >= 0;
 
-const nothing = (): RefDecision => ({ rejection: null, deductions: [], settlements: [], changed: [] });
+const nothing = (): RefDecision => ({
+  rejection: null,
+  deductions: [],
+  settlements: [],
+  changed: [],
+  decisions: [],
+});
 
 const rejected = (code: string): RefDecision => ({ ...nothing(), rejection: code });
 
@@ -243,15 +252,6 @@ export class ReferenceMerchant {
 
   private payoutRecord(e: PayoutEvent, wallNow: number): RefDecision {
     const clock = this.clockFor(e.occurred_at, wallNow);
-    const known = this.remembered(e.payout_id, clock);
-    if (known?.applied.includes(e.type)) {
-      this.count('payout: duplicate of a remembered payout');
-      return nothing();
-    }
-    const stored = this.payouts.get(e.payout_id);
-    if (stored && !known) this.count('payout: record forgotten at this clock');
-    if (stored && this.pinned(stored) && stored.lastEventAt + this.cfg.horizonMs < clock)
-      this.count('payout: kept beyond the horizon (withheld, not settled or failed)');
     const valid =
       isAmount(e.gross_amount_minor) &&
       (e.withheld_minor === null || isAmount(e.withheld_minor)) &&
@@ -260,6 +260,17 @@ export class ReferenceMerchant {
       this.count('rejected INVALID_PAYOUT');
       return rejected('INVALID_PAYOUT');
     }
+    const known = this.remembered(e.payout_id, clock);
+    if (known?.applied.includes(e.type)) {
+      this.count('payout: duplicate of a remembered payout');
+      const d = nothing();
+      if (e.type === 'SCHEDULED') d.decisions.push([e.payout_id, 'ALREADY_DECIDED', 0]);
+      return d;
+    }
+    const stored = this.payouts.get(e.payout_id);
+    if (stored && !known) this.count('payout: record forgotten at this clock');
+    if (stored && this.pinned(stored) && stored.lastEventAt + this.cfg.horizonMs < clock)
+      this.count('payout: kept beyond the horizon (withheld, not settled or failed)');
     if (!known && e.occurred_at + this.cfg.horizonMs < clock) {
       this.count('rejected BEYOND_DEDUP_HORIZON');
       return rejected('BEYOND_DEDUP_HORIZON');
@@ -267,6 +278,15 @@ export class ReferenceMerchant {
     if (stored && !known) this.count('payout: forgotten, decided again as new (inside the horizon)');
     this.eventAt = Math.min(e.occurred_at, wallNow + this.cfg.futureToleranceMs);
     return this.step(clock, (d) => this.payout(e, wallNow, d, known));
+  }
+
+  /** Why a new payout withheld nothing: the first reason that applies, from the loans as they are. */
+  private whyNothing(e: PayoutEvent): string {
+    const live = this.loans.filter((l) => l.status !== 'PAID_OFF' && l.status !== 'WRITTEN_OFF');
+    if (live.length === 0) return 'NO_LIVE_LOAN';
+    const same = live.filter((l) => l.currency === e.currency);
+    if (same.length === 0) return 'OTHER_CURRENCY';
+    return same.some((l) => l.status !== 'PAUSED') ? 'SHARE_ROUNDS_TO_ZERO' : 'LOANS_PAUSED';
   }
 
   /** A payout with withholdings standing that has neither settled nor failed: never forgotten. */
@@ -418,7 +438,11 @@ export class ReferenceMerchant {
     };
     if (e.type === 'SCHEDULED') {
       if (p.scheduledAt === null) p.scheduledAt = e.occurred_at;
-      if (known) return; // a payout already settled or failed withholds nothing
+      if (known) {
+        // a payout already settled or failed withholds nothing
+        d.decisions.push([e.payout_id, p.failed ? 'FAILED_EARLIER' : 'SETTLED_EARLIER', 0]);
+        return;
+      }
       let left = e.gross_amount_minor;
       for (const l of this.byFunding()) {
         if (l.currency !== e.currency || !this.running(l)) continue;
@@ -436,6 +460,8 @@ export class ReferenceMerchant {
         }
         d.deductions.push([`${e.payout_id}:${l.id}:WITHHOLD`, 'WITHHOLD', amount, l.owed - l.collected]);
       }
+      const withheld = e.gross_amount_minor - left;
+      d.decisions.push([e.payout_id, withheld > 0 ? 'WITHHELD' : this.whyNothing(e), withheld]);
     } else if (e.type === 'FAILED') {
       p.failed = true;
       const instructed = standing();
@@ -531,5 +557,9 @@ export function decisionOf(r: {
       ];
     }),
     changed: of(TOPICS.loanStates).map((o) => viewOf(o.value as LoanState)),
+    decisions: of(TOPICS.payoutDecisions).map((o) => {
+      const d = o.value as PayoutDecision;
+      return [d.payout_id, d.reason_code, d.withheld_minor];
+    }),
   };
 }

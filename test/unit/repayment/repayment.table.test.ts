@@ -7,7 +7,7 @@
 import { repaymentStateSerde } from '../../../processors/repayment';
 import type { PayoutEvent } from '../../../schemas/generated/types';
 import { TOPICS } from '../../../schemas/topics';
-import { DAY, day, funded, loanEvent, payout } from './fixtures';
+import { DAY, day, funded, loanEvent, payout, render } from './fixtures';
 import { at, keyed, newDriver, runTable, send, tick, wall } from './table';
 
 describe('repayment: withholding', () => {
@@ -93,7 +93,8 @@ describe('repayment: idempotency', () => {
     const before = driver.state('M1');
     const again = send(driver, payout('SCHEDULED', 'P1', 1000, day(1)), day(9));
     expect(again.result.state).toBe(before);
-    expect(again.result.outputs).toEqual([]);
+    // Nothing changes; the only output is the answer that the payout was already decided.
+    expect(again.result.outputs.map(render)).toEqual(['DECIDED P1 ALREADY_DECIDED withheld=0']);
   });
 });
 

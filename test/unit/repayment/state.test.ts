@@ -99,7 +99,12 @@ describe('repayment: state serde and configuration', () => {
   it('declares its topics', () => {
     const p = createRepaymentProcessor();
     expect(p.inputs).toEqual(['lending.loans.v1', 'marketplace.payouts.v1']);
-    expect(p.outputs).toEqual(['holdback.deductions.v1', 'holdback.loans.v1', 'holdback.settlements.v1']);
+    expect(p.outputs).toEqual([
+      'holdback.deductions.v1',
+      'holdback.loans.v1',
+      'holdback.settlements.v1',
+      'holdback.payout-decisions.v1',
+    ]);
   });
 });
 

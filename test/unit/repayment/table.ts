@@ -62,32 +62,41 @@ export function send(driver: Driver, event: Input, now = event.occurred_at, key?
   return driver.steps[n]!;
 }
 
-function renderStep(s: Step): string[] {
-  return s.result.rejection ? [`REJECTED ${s.result.rejection.reasonCode}`] : s.result.outputs.map(render);
+/**
+ * What a step emits, one line per output. The money tables leave out the PayoutDecision each
+ * SCHEDULED also emits (its own table, payout-decision.table.test.ts, shows them with
+ * `decisions`), so that their rows read as the rules they check.
+ */
+function renderStep(s: Step, decisions: boolean): string[] {
+  if (s.result.rejection) return [`REJECTED ${s.result.rejection.reasonCode}`];
+  const shown = decisions
+    ? s.result.outputs
+    : s.result.outputs.filter((o) => o.topic !== TOPICS.payoutDecisions);
+  return shown.map(render);
 }
 
-export function perform(driver: Driver, input: Input | Action): string[] {
+export function perform(driver: Driver, input: Input | Action, decisions = false): string[] {
   const action: Action = 'kind' in input ? input : { kind: 'event', event: input, now: input.occurred_at };
   switch (action.kind) {
     case 'event':
-      return renderStep(send(driver, action.event, action.now, action.key));
+      return renderStep(send(driver, action.event, action.now, action.key), decisions);
     case 'tick': {
       driver.setClock(action.now);
       const step = driver.tick(action.key);
-      return step ? renderStep(step) : [];
+      return step ? renderStep(step, decisions) : [];
     }
     case 'wall': {
       const n = driver.steps.length;
       driver.setTime(action.now);
-      return driver.steps.slice(n).flatMap(renderStep);
+      return driver.steps.slice(n).flatMap((step) => renderStep(step, decisions));
     }
   }
 }
 
 /** Runs the rows in order on one driver; a failure names the row. */
-export function runTable(rows: Row[], driver = newDriver()): Driver {
+export function runTable(rows: Row[], driver = newDriver(), { decisions = false } = {}): Driver {
   rows.forEach(([input, want], i) => {
-    const got = perform(driver, input);
+    const got = perform(driver, input, decisions);
     expect({ row: i, outputs: got }).toEqual({ row: i, outputs: want });
   });
   return driver;
