@@ -124,6 +124,7 @@ function expandPromql(expr: string): string {
 interface Query {
   dashboard: string;
   panel: string;
+  refId: string;
   kind: 'promql' | 'sql';
   text: string;
   from: string;
@@ -135,11 +136,13 @@ function queries(): Query[] {
   for (const d of dashboards())
     for (const p of d.panels ?? []) {
       if (p.type === 'row') continue;
-      const targets = (p as { targets?: Array<{ expr?: string; rawSql?: string }> }).targets ?? [];
+      const targets =
+        (p as { targets?: Array<{ refId?: string; expr?: string; rawSql?: string }> }).targets ?? [];
       for (const t of targets)
         out.push({
           dashboard: d.uid!,
           panel: (p as { title?: string }).title ?? '',
+          refId: t.refId ?? 'A',
           kind: t.expr !== undefined ? 'promql' : 'sql',
           text: t.expr ?? t.rawSql ?? '',
           from: d.time?.from ?? 'now-6h',
@@ -187,7 +190,14 @@ beforeAll(async () => {
   });
 
   // Caught up: the processors' input lag is 0 and the sink's tables stop growing.
-  const tables = ['deductions', 'loan_states', 'eligibility_decisions', 'settlements', 'dead_letters'];
+  const tables = [
+    'deductions',
+    'loan_states',
+    'eligibility_decisions',
+    'settlements',
+    'payout_decisions',
+    'dead_letters',
+  ];
   let last = '';
   await waitFor(
     'the processors and the sink to catch up',
@@ -276,3 +286,65 @@ test.each(all.filter((q) => q.kind === 'sql').map((q) => [q.dashboard, q.panel, 
     expect({ sql, rows: rows.length > 0 }).toEqual({ sql, rows: true });
   },
 );
+
+/** Rows of a query of the generated dashboards, expanded as Grafana sends it at `now`. */
+async function panelRows(title: string, refId: string, now: number): Promise<Array<Record<string, string>>> {
+  const q = all.find((x) => x.panel === title && x.refId === refId);
+  if (!q) throw new Error(`no query ${refId} in panel ${title}`);
+  const rs = await client.query({
+    query: expandSql(q.text, relative(q.from, now), relative(q.to, now)),
+    format: 'JSONEachRow',
+  });
+  return rs.json<Record<string, string>>();
+}
+
+test('payout decisions: counts per reason, the share withheld nothing and the table agree with the raw decisions', async () => {
+  const now = Date.now();
+  const from = Math.floor(relative('now-30d', now) / 1000);
+  const to = Math.floor(now / 1000);
+  const raw = async (sql: string) =>
+    (await client.query({ query: sql, format: 'JSONEachRow' })).json<Record<string, string>>();
+  // The simulation decided payouts both ways, so the share is neither trivially 0 nor 1.
+  const reasons = await raw(
+    `SELECT reason_code, count() AS n FROM ${database}.payout_decisions GROUP BY reason_code ORDER BY reason_code`,
+  );
+  expect(reasons.map((r) => r.reason_code)).toContain('WITHHELD');
+  expect(reasons.filter((r) => r.reason_code !== 'WITHHELD').length).toBeGreaterThan(0);
+
+  // Bars: decisions per day (a 30-day range) and reason, as a recount of the raw rows.
+  const inRange = `toStartOfHour(occurred_at) >= toDateTime(${from}) AND toStartOfHour(occurred_at) <= toDateTime(${to})`;
+  const bars = await panelRows('Payout decisions by reason', 'A', now);
+  const recount = await raw(
+    `SELECT toString(toStartOfDay(occurred_at)) AS time, reason_code, toString(count()) AS payout_decisions
+     FROM ${database}.payout_decisions WHERE ${inRange} GROUP BY time, reason_code ORDER BY time, reason_code`,
+  );
+  expect(bars.length).toBeGreaterThan(0);
+  expect(bars).toEqual(recount);
+
+  // Line: per day, decisions that withheld nothing over payouts decided (re-sends left out).
+  const share = await panelRows('Payout decisions by reason', 'B', now);
+  const expected = await raw(
+    `SELECT toString(toStartOfDay(occurred_at)) AS time,
+       countIf(withheld_minor = 0 AND reason_code != 'ALREADY_DECIDED') AS nothing,
+       countIf(reason_code != 'ALREADY_DECIDED') AS payouts
+     FROM ${database}.payout_decisions WHERE ${inRange} GROUP BY time HAVING payouts > 0 ORDER BY time`,
+  );
+  expect(share.map((r) => r.time)).toEqual(expected.map((r) => r.time));
+  share.forEach((r, i) =>
+    expect(Number(r.withheld_nothing_share)).toBeCloseTo(
+      Number(expected[i]!.nothing) / Number(expected[i]!.payouts),
+      12,
+    ),
+  );
+
+  // Table: the latest decisions that withheld nothing, newest first, none of them WITHHELD.
+  const table = await panelRows('Latest payouts that withheld nothing', 'A', now);
+  const [zero] = await raw(
+    `SELECT count() AS n FROM ${database}.payout_decisions
+     WHERE decided_at >= toDateTime(${from}) AND decided_at <= toDateTime(${to}) AND withheld_minor = 0`,
+  );
+  expect(table.length).toBe(Math.min(50, Number(zero!.n)));
+  expect(table.filter((r) => r.reason_code === 'WITHHELD')).toEqual([]);
+  const decided = table.map((r) => r.decided_at!);
+  expect(decided).toEqual([...decided].sort().reverse());
+});

@@ -1,9 +1,11 @@
 /**
  * Repayments and settlement (ClickHouse and Prometheus): what was collected, at which rate, how
- * long settlement takes, where the platform's reports disagree with Holdback, and what is withheld
- * but not settled yet. ClickHouse panels follow the time range; Prometheus panels read the
- * processors selected by `service`.
+ * long settlement takes, where the platform's reports disagree with Holdback, what is withheld
+ * but not settled yet, and what was decided for each payout, including to withhold nothing and
+ * why. ClickHouse panels follow the time range; Prometheus panels read the processors selected
+ * by `service`. New panels go at the end: panel ids are their order, and links use them.
  */
+import * as common from '@grafana/grafana-foundation-sdk/common';
 import * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import { sql } from './clickhouse';
 import {
@@ -19,6 +21,15 @@ import {
 } from './panels';
 
 const S = 'service=~"$service"';
+
+/**
+ * Buckets of payout_decisions_hourly for the time range: an hour up to 2 days, 6 hours up to 14
+ * days, a day beyond (about 50 to 120 bars on the usual ranges), aligned to UTC.
+ */
+const DECISION_BUCKETS = `
+WITH
+  toUInt32($__toTime) - toUInt32($__fromTime) AS range_s,
+  multiIf(range_s <= 2 * 86400, 3600, range_s <= 14 * 86400, 21600, 86400) AS bucket_s`;
 
 export function repayments(): dashboard.Dashboard {
   const b = new dashboard.DashboardBuilder('Holdback: repayments and settlement')
@@ -249,6 +260,72 @@ LIMIT 50`),
         's',
         [promql(`max by (service) (holdback_oldest_unsettled_withholding_age_seconds{${S}})`, '{{service}}')],
         { w: 9, h: 8 },
+      ),
+    )
+
+    .withRow(row('Payout decisions'))
+    .withPanel(
+      timeSeriesPanel(
+        'Payout decisions by reason',
+        "One decision per SCHEDULED payout (payout_decisions_hourly, by the payout's time): WITHHELD, or why nothing was withheld (docs/reason-codes.md, Payout decision codes). Bars: decisions per reason and bucket (1 h up to 2 days, 6 h up to 14 days, else 1 day). Line, right axis: the share of payouts that withheld nothing (every reason but WITHHELD, over all but ALREADY_DECIDED, which is a re-sent payout).",
+        'short',
+        [
+          sql(`${DECISION_BUCKETS}
+SELECT
+  toDateTime(intDiv(toUInt32(hour), bucket_s) * bucket_s, 'UTC') AS time,
+  reason_code,
+  sum(decisions) AS payout_decisions
+FROM \${database}.payout_decisions_hourly
+WHERE $__timeFilter(hour)
+GROUP BY time, reason_code
+ORDER BY time, reason_code`).timeSeries(),
+          sql(`${DECISION_BUCKETS}
+SELECT
+  toDateTime(intDiv(toUInt32(hour), bucket_s) * bucket_s, 'UTC') AS time,
+  sumIf(decisions, reason_code NOT IN ('WITHHELD', 'ALREADY_DECIDED'))
+    / sumIf(decisions, reason_code != 'ALREADY_DECIDED') AS withheld_nothing_share
+FROM \${database}.payout_decisions_hourly
+WHERE $__timeFilter(hour)
+GROUP BY time
+HAVING sumIf(decisions, reason_code != 'ALREADY_DECIDED') > 0
+ORDER BY time`).timeSeries(),
+        ],
+        { w: 14, h: 9 },
+        { bars: true, stack: true },
+      ).overrideByQuery('B', [
+        { id: 'displayName', value: 'withheld nothing (share)' },
+        { id: 'unit', value: 'percentunit' },
+        { id: 'min', value: 0 },
+        { id: 'max', value: 1 },
+        { id: 'custom.axisPlacement', value: common.AxisPlacement.Right },
+        { id: 'custom.drawStyle', value: common.GraphDrawStyle.Line },
+        { id: 'custom.fillOpacity', value: 0 },
+        { id: 'custom.lineWidth', value: 2 },
+        { id: 'custom.stacking', value: { mode: common.StackingMode.None, group: 'B' } },
+      ]),
+    )
+    .withPanel(
+      tablePanel(
+        'Latest payouts that withheld nothing',
+        'The latest decisions (by decided_at, in the time range) that withheld nothing from a SCHEDULED payout, with the reason (payout_decisions). ALREADY_DECIDED: the payout was decided before, and its first decision stands.',
+        [
+          sql(`
+SELECT
+  decided_at,
+  reason_code,
+  merchant_id,
+  payout_id,
+  currency,
+  gross_amount_minor,
+  occurred_at AS scheduled_at,
+  source_event_id,
+  decision_id
+FROM \${database}.payout_decisions
+WHERE $__timeFilter(decided_at) AND withheld_minor = 0
+ORDER BY decided_at_ms DESC, decision_id
+LIMIT 50`),
+        ],
+        { w: 10, h: 9 },
       ),
     );
   return finish(b);
