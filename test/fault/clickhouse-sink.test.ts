@@ -90,6 +90,7 @@ async function verify(database: string, w: Workload): Promise<void> {
     deductions: 0,
     loan_states: 0,
     settlements: 0,
+    payout_decisions: 0,
     eligibility_decisions: 0,
     dead_letters: 0,
   });
