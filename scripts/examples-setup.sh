@@ -38,7 +38,7 @@ examples_current() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
 examples_venv="$EXAMPLES_CACHE/python"
 examples_h=$(examples_hash examples/python/requirements.txt)
 if ! examples_current "$examples_venv/.holdback-stamp" "$examples_h"; then
-  say "installing the Python example's packages: a venv in .holdback/cache/examples/python with confluent-kafka 2.16.1 and its Avro/registry extras (pip, about 20 s)"
+  say "installing the Python example's packages: a venv in .holdback/cache/examples/python with confluent-kafka 2.16.1 and its Avro/registry extras (pip, about 30 s)"
   t0=$(date +%s)
   rm -rf "$examples_venv"
   python3 -m venv "$examples_venv" || {
@@ -57,12 +57,12 @@ examples_gobin="$EXAMPLES_CACHE/go/holdback-example"
 examples_h=$(examples_hash examples/go)
 if ! examples_current "$examples_gobin.stamp" "$examples_h"; then
   command -v go >/dev/null 2>&1 || ensure_debian go golang-go
-  say "building the Go example: go build of examples/go (franz-go 1.22.3, hamba/avro 2.31.0; the first build downloads and compiles them, about 2 minutes)"
+  say "building the Go example: go build of examples/go (franz-go 1.22.3, hamba/avro 2.31.0; the first build downloads and compiles them, about 2 minutes; -v lists each package as it compiles)"
   t0=$(date +%s)
   (
     cd examples/go
     GOPATH="$ROOT/.holdback/cache/go" GOCACHE="$ROOT/.holdback/cache/go/build-cache" \
-      GOFLAGS="-modcacherw -buildvcs=false" go build -o "$examples_gobin" .
+      GOFLAGS="-modcacherw -buildvcs=false" go build -v -o "$examples_gobin" .
   )
   echo "$examples_h" >"$examples_gobin.stamp"
   say "Go example built in $(($(date +%s) - t0))s"
