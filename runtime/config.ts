@@ -1,10 +1,10 @@
 /**
  * Options of `holdback run <processor>`: a schema with documented defaults that rejects unknown
- * keys. A bad option stops start-up naming the option and the reason.
+ * keys, and one help line per option. A bad option stops start-up naming the option and the
+ * reason (an OptionError, a ConfigError: exit 2).
  */
 import { z } from 'zod';
-import { ConfigError } from '../connectors/endpoints';
-import { kebab, parseFlags } from '../connectors/flags';
+import { kebab, OptionError, parseFlags } from '../connectors/flags';
 
 export const RUN_OPTIONS = z
   .object({
@@ -106,22 +106,70 @@ export const RUN_OPTIONS = z
   .strict();
 
 export type RunOptions = z.infer<typeof RUN_OPTIONS>;
+type RunOptionKey = Extract<keyof typeof RUN_OPTIONS.shape, string>;
 
-/** Parses `--key=value` / `--key value` / `--flag` arguments into RunOptions. */
-export function parseRunOptions(args: readonly string[]): RunOptions {
-  const options = parseFlags(RUN_OPTIONS, args, new Set(['dlqPayload']));
+/** One line of `holdback run --help` per option (the schema's comments above say more). */
+export const RUN_OPTION_HELP: Readonly<Record<RunOptionKey, string>> = {
+  guarantee:
+    'exactly_once: outputs, state and offsets in one transaction; at_least_once: lower latency, duplicates possible after a crash',
+  commitIntervalMs: 'how often each task commits its transaction (ms)',
+  clock:
+    "what `now` is for the rules and timers: wall (this machine's clock) or stream (per task, the highest record timestamp; replays, simulations)",
+  clockReference:
+    "under --clock=wall, whose clock: broker (corrected by the Kafka cluster's, through <application id>-clock) or local",
+  tickIntervalMs: 'how often the runtime checks for due timers (ms)',
+  maxPendingPerTask: 'commit early once a task holds this many pending effects',
+  maxTaskIdleMs:
+    "how long a task waits for data on an empty input partition before going on in time order (ms; Kafka Streams' max.task.idle.ms); -1 never waits",
+  maxBufferedPerPartition: 'records buffered per input partition before its fetching pauses',
+  maxFetchBytesPerPartition: 'most bytes one fetch returns per partition',
+  standbyReplicas:
+    "warm copies of other instances' tasks kept here, for a fast failover (Kafka Streams' num.standby.replicas)",
+  sessionTimeoutMs: 'consumer group session timeout (ms): how long a silent instance keeps its partitions',
+  internalReplicationFactor:
+    "the changelog's replication factor, created with it and checked at start (default min(3, the cluster's brokers))",
+  internalMinInsyncReplicas:
+    "the changelog's min.insync.replicas, created and checked likewise (default min(2, its replication factor))",
+  metricsPort:
+    '/metrics, /health, /live, /ready port; 0 picks a free one (default HOLDBACK_METRICS_PORT, else 0)',
+  applicationId: 'consumer group and transactional-id prefix (default holdback-<processor>)',
+  topicPrefix: 'prepended to every contract topic (tests, simulations, tenants)',
+  outputPrefix:
+    'prepended to every output topic and the DLQ instead of --topic-prefix: a shadow run writing elsewhere',
+  dlqPayload:
+    'keep the raw payload of dead letters, so that `holdback dlq replay` can re-send them (otherwise only its SHA-256)',
+  transport: 'the Kafka client under the runtime: rdkafka (librdkafka) or kafkajs (pure JS); same guarantees',
+  compression: 'compression of what the processor produces (outputs and changelog); rdkafka only',
+  policy: 'the eligibility policy file (JSON), validated at start-up (default policies/default.json)',
+  dedupHorizonDays:
+    'how long a payout is remembered after its latest event (days; default 35); older events of a forgotten one go to the DLQ',
+};
+
+/** Options of one processor only: `holdback run <other> --<option>` is refused, naming it. */
+export const PROCESSOR_ONLY: Readonly<Partial<Record<RunOptionKey, string>>> = {
+  policy: 'eligibility',
+  dedupHorizonDays: 'repayment',
+};
+
+/** Given bare, these mean true (`--dlq-payload`); `--dlq-payload=false` works too. */
+export const RUN_BOOLEANS: ReadonlySet<RunOptionKey> = new Set(['dlqPayload']);
+
+/** What the schema alone cannot check: options that contradict each other, or the processor. */
+export function checkRunOptions<O extends RunOptions>(options: O, processor?: string): O {
   if (options.transport === 'kafkajs' && options.compression !== 'none')
-    throw new ConfigError(
+    throw new OptionError(
       `option --compression=${options.compression} needs --transport=rdkafka (the kafkajs transport does not compress)`,
     );
+  if (processor !== undefined) {
+    for (const [key, only] of Object.entries(PROCESSOR_ONLY)) {
+      if (options[key as RunOptionKey] !== undefined && only !== processor)
+        throw new OptionError(`--${kebab(key)} is an option of ${only}, not of ${processor}`);
+    }
+  }
   return options;
 }
 
-export function describeRunOptions(): string {
-  return Object.entries(RUN_OPTIONS.shape)
-    .map(([k, v]) => {
-      const def = (v as z.ZodType).safeParse(undefined);
-      return `  --${kebab(k)}${def.success && def.data !== undefined ? ` (default ${String(def.data)})` : ''}`;
-    })
-    .join('\n');
+/** Parses `--key=value` / `--key value` / `--flag` arguments into RunOptions (commander, then the schema). */
+export function parseRunOptions(args: readonly string[]): RunOptions {
+  return checkRunOptions(parseFlags(RUN_OPTIONS, args, RUN_BOOLEANS));
 }

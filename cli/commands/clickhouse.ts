@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { createClient } from '@clickhouse/client';
 import { Kafka, logLevel } from 'kafkajs';
+import type { z } from 'zod';
 import { Codec } from '../../connectors/codec';
 import {
   clickhouseClientOptions,
@@ -22,40 +23,42 @@ import { describeConnectionSettings } from '../../connectors/connection-settings
 import { checkClickHouse } from '../../connectors/clickhouse/check';
 import { startMetricsServer } from '../../connectors/metrics-server';
 import { SchemaRegistryClient } from '../../connectors/registry';
-import {
-  describeClickHouseOptions,
-  parseClickHouseOptions,
-  type ClickHouseOptions,
-} from '../../connectors/clickhouse/config';
+import { CLICKHOUSE_OPTIONS, type ClickHouseOptions } from '../../connectors/clickhouse/config';
 import { SinkMetrics } from '../../connectors/clickhouse/metrics';
 import { migrate } from '../../connectors/clickhouse/migrate';
 import { ClickHouseSink } from '../../connectors/clickhouse/sink';
 import { sinkStatus } from '../../connectors/clickhouse/status';
 import { jsonLogger } from '../../runtime/log';
 import { scrapeTargetsDir } from '../../stack/components';
-import type { Command } from '../main';
+import { commandModule, HoldbackCommand } from '../program';
 
-const HELP = `usage: holdback clickhouse <migrate|sink|status> [options]
-
-  migrate   create the database and apply the numbered migrations not applied yet
-  sink      copy every Holdback topic into ClickHouse, exactly once, until SIGTERM
-  status    migrations applied, rows per table, lag behind Kafka
-
-options:
-${describeClickHouseOptions()}
-
-${describeConnectionSettings()}`;
+/** One help line per option of CLICKHOUSE_OPTIONS. */
+const OPTION_HELP = {
+  database:
+    'the ClickHouse database of the analytics tables (default HOLDBACK_CLICKHOUSE_DATABASE, else holdback)',
+  topicPrefix: 'prepended to every contract topic (default none)',
+  groupId:
+    'the consumer group of the sink; its offsets are advisory (default holdback-clickhouse-<database>)',
+  maxBatchRows: 'flush when this many rows are buffered (over all tables)',
+  maxBatchMs: 'flush when the oldest buffered row is this old (ms)',
+  insertTimeoutMs: 'an INSERT not answered within this is fenced and reconciled (ms)',
+  sessionTimeoutMs: 'consumer group session timeout (ms)',
+  metricsPort: '/metrics and /health port; 0 picks a free one (default HOLDBACK_METRICS_PORT, else 0)',
+};
+const PLACEHOLDERS = { database: 'name', topicPrefix: 'prefix', groupId: 'id' };
+/** Each subcommand takes the options that mean something to it. */
+const MIGRATE_OPTIONS = CLICKHOUSE_OPTIONS.pick({ database: true }).strict();
+const STATUS_OPTIONS = CLICKHOUSE_OPTIONS.pick({ database: true, topicPrefix: true }).strict();
 
 /** The options, and the connections with the database the options name (--database over HOLDBACK_CLICKHOUSE_DATABASE). */
-function settings(args: string[]): { o: ClickHouseOptions; c: Connections; database: string } {
-  const o = parseClickHouseOptions(args);
+function settings<O extends Partial<ClickHouseOptions>>(o: O): { o: O; c: Connections; database: string } {
   const c = loadConnections();
   const database = o.database ?? c.clickhouse.database;
   return { o, c: { ...c, clickhouse: { ...c.clickhouse, database } }, database };
 }
 
-async function runMigrate(args: string[]): Promise<number> {
-  const { c, database } = settings(args);
+async function runMigrate(options: z.infer<typeof MIGRATE_OPTIONS>): Promise<number> {
+  const { c, database } = settings(options);
   await checkClickHouse(c.clickhouse);
   const client = createClient(clickhouseClientOptions(c.clickhouse));
   try {
@@ -71,8 +74,8 @@ async function runMigrate(args: string[]): Promise<number> {
   }
 }
 
-async function runStatus(args: string[]): Promise<number> {
-  const { o, c, database } = settings(args);
+async function runStatus(options: z.infer<typeof STATUS_OPTIONS>): Promise<number> {
+  const { o, c, database } = settings(options);
   await checkClickHouse(c.clickhouse);
   await checkKafka(c.kafka, 'holdback-clickhouse-status');
   const client = createClient(clickhouseClientOptions(c.clickhouse));
@@ -97,8 +100,8 @@ async function runStatus(args: string[]): Promise<number> {
   }
 }
 
-async function runSink(args: string[]): Promise<number> {
-  const { o, c, database } = settings(args);
+async function runSink(options: ClickHouseOptions): Promise<number> {
+  const { o, c, database } = settings(options);
   let signalled: (signal: string) => void = () => undefined;
   const stopRequested = new Promise<string>((resolve) => (signalled = resolve));
   process.once('SIGTERM', () => signalled('SIGTERM'));
@@ -150,20 +153,51 @@ async function runSink(args: string[]): Promise<number> {
   }
 }
 
-export const command: Command = {
-  summary: 'ClickHouse analytics: migrate, run the exactly-once sink, status',
-  async run(args) {
-    const [verb, ...rest] = args;
-    switch (verb) {
-      case 'migrate':
-        return runMigrate(rest);
-      case 'sink':
-        return runSink(rest);
-      case 'status':
-        return runStatus(rest);
-      default:
-        console.log(HELP);
-        return verb === '--help' || verb === '-h' ? 0 : 2;
-    }
-  },
-};
+function create(): HoldbackCommand {
+  const clickhouse = new HoldbackCommand('clickhouse').description(
+    'The analytics half of Holdback: every topic in ClickHouse, exactly once (connectors/clickhouse/README.md).',
+  );
+  clickhouse.operandNoun = 'subcommand';
+  const connections = `\n${describeConnectionSettings()}`;
+
+  const migrate = clickhouse
+    .command('migrate')
+    .summary('create the database and apply the numbered migrations not applied yet')
+    .description(
+      'Creates the database and applies the numbered migrations (connectors/clickhouse/migrations/) ' +
+        'not yet recorded in it.',
+    );
+  const migrateOptions = migrate.schemaOptions(MIGRATE_OPTIONS, {
+    help: OPTION_HELP,
+    placeholder: PLACEHOLDERS,
+  });
+  migrate.addHelpText('after', connections).runs(async (cmd) => runMigrate(migrateOptions(cmd)));
+
+  const sink = clickhouse
+    .command('sink')
+    .summary('copy every Holdback topic into ClickHouse, exactly once, until SIGTERM')
+    .description(
+      'Consumes every input and output topic (read_committed) into ClickHouse, exactly once, until ' +
+        'SIGTERM/SIGINT.',
+    );
+  const sinkOptions = sink.schemaOptions(CLICKHOUSE_OPTIONS, {
+    help: OPTION_HELP,
+    placeholder: PLACEHOLDERS,
+  });
+  sink.addHelpText('after', connections).runs(async (cmd) => runSink(sinkOptions(cmd)));
+
+  const status = clickhouse
+    .command('status')
+    .summary('migrations applied, rows per table, lag behind Kafka; exits 1 with migrations pending')
+    .description(
+      'Migrations applied, rows per table and how far each table is behind Kafka; exits 1  while migrations are pending.',
+    );
+  const statusOptions = status.schemaOptions(STATUS_OPTIONS, {
+    help: OPTION_HELP,
+    placeholder: PLACEHOLDERS,
+  });
+  status.addHelpText('after', connections).runs(async (cmd) => runStatus(statusOptions(cmd)));
+  return clickhouse;
+}
+
+export const command = commandModule(create);

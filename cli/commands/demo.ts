@@ -15,6 +15,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { z } from 'zod';
 import { migrate } from '../../connectors/clickhouse/migrate';
 import { checkClickHouse } from '../../connectors/clickhouse/check';
 import { checkKafka } from '../../connectors/kafka-client';
@@ -28,7 +29,7 @@ import {
 import { SchemaRegistryClient } from '../../connectors/registry';
 import { simulate, type SimulationProgress, type SimulationSummary } from '../../simulator';
 import { REPO_ROOT } from '../../stack/paths';
-import type { Command } from '../main';
+import { commandModule, HoldbackCommand } from '../program';
 
 const RAW_TABLES = [
   'orders',
@@ -45,39 +46,20 @@ const LOG_DIR = join(REPO_ROOT, '.holdback', 'demo');
 /** Fixed metrics ports, so the summary can name them (and Prometheus finds them by file_sd). */
 const PORTS = { repayment: 19101, eligibility: 19102, sink: 19103 } as const;
 
-const HELP = `usage: holdback demo [--duration=60] [--rate=6000] [--merchants=250] [--seed=N]
-
-Streams about a minute of simulated marketplace traffic through the whole pipeline on the running
-local stack (\`holdback stack up\`), then prints what happened and where to look next.
-  --duration   seconds of traffic (default 60)
-  --rate       records per second at most (default 6000)
-  --merchants  simulated merchants (default 250: about 14 records per merchant and
-               simulated day, so the 120 days fit in the minute at the default rate)
-  --seed       simulator seed (default: from the clock, so each run is a new cohort)`;
+const DEMO_OPTIONS = z
+  .object({
+    duration: z.coerce.number().int().min(1).max(86_400).default(60),
+    rate: z.coerce.number().int().min(1).max(10_000_000).default(6000),
+    merchants: z.coerce.number().int().min(1).max(1_000_000).default(250),
+    seed: z.coerce.number().int().min(0).max(0xffff_ffff).optional(),
+  })
+  .strict();
 
 interface DemoOptions {
   duration: number;
   rate: number;
   merchants: number;
   seed: number;
-}
-
-function parse(args: readonly string[]): DemoOptions | 'help' {
-  const o: DemoOptions = {
-    duration: 60,
-    rate: 6000,
-    merchants: 250,
-    seed: Math.floor(Date.now() / 1000) % 1_000_000,
-  };
-  for (const a of args) {
-    if (a === '--help' || a === '-h') return 'help';
-    const m = /^--(duration|rate|merchants|seed)=(\d+)$/.exec(a);
-    if (!m) throw new DemoError(`unknown or malformed option '${a}' (see holdback demo --help)`);
-    const v = Number(m[2]);
-    if (m[1] !== 'seed' && v < 1) throw new DemoError(`--${m[1]} must be at least 1`);
-    o[m[1] as keyof DemoOptions] = v;
-  }
-  return o;
 }
 
 class DemoError extends Error {}
@@ -190,133 +172,140 @@ async function promQuantile(
   }
 }
 
-export const command: Command = {
-  summary: 'stream simulated marketplace traffic through the whole pipeline and summarise it',
-  async run(args) {
-    let o: DemoOptions;
-    try {
-      const parsed = parse(args);
-      if (parsed === 'help') {
-        console.log(HELP);
-        return 0;
-      }
-      o = parsed;
-    } catch (e) {
-      console.error(`holdback demo: ${(e as Error).message}`);
-      return 2;
-    }
-    const c = loadConnections();
-    const database = c.clickhouse.database;
-    metricsToken = c.metrics.token;
-    const children: Child[] = [];
-    const abort = new AbortController();
-    const onSignal = (): void => abort.abort();
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    // Bad settings stop here, in seconds and in words, not in a child's log.
-    try {
-      await checkKafka(c.kafka, 'holdback-demo');
-      await checkClickHouse(c.clickhouse);
-    } catch (err) {
-      console.error(`holdback demo: ${(err as Error).message}`);
-      return 1;
-    }
-    const ch = createClient(clickhouseClientOptions(c.clickhouse));
-    try {
-      say('registering the contract schemas');
-      await new SchemaRegistryClient(registryOptions(c.registry)).registerAll();
-      say(`migrating ClickHouse (database ${database})`);
-      const m = await migrate(ch, database, undefined, () => undefined);
-      say(`  ${m.applied.length} migration(s) applied now, ${m.alreadyApplied} earlier`);
+function create(): HoldbackCommand {
+  const demo = new HoldbackCommand('demo').description(
+    'Streams about a minute of simulated marketplace traffic through the whole pipeline on the running ' +
+      'local stack (`holdback stack up`): registers the schemas, migrates ClickHouse, starts both ' +
+      'processors and the sink (logs in .holdback/demo/), then prints what happened and where to look next.',
+  );
+  const options = demo.schemaOptions(DEMO_OPTIONS, {
+    help: {
+      duration: 'seconds of traffic',
+      rate: 'records per second at most',
+      merchants: 'simulated merchants (about 14 records per merchant and simulated day at the defaults)',
+      seed: 'simulator seed (default: from the clock, so each run is a new cohort)',
+    },
+  });
+  return demo.runs(async (cmd) => {
+    const o = options(cmd);
+    return runDemo({ ...o, seed: o.seed ?? Math.floor(Date.now() / 1000) % 1_000_000 });
+  });
+}
 
-      say(`starting the processors and the sink (logs: ${LOG_DIR})`);
-      const common = ['--clock=stream'];
-      children.push(
-        start('repayment', ['run', 'repayment', ...common, `--metrics-port=${PORTS.repayment}`]),
-        start('eligibility', ['run', 'eligibility', ...common, `--metrics-port=${PORTS.eligibility}`]),
-        start('sink', ['clickhouse', 'sink', `--database=${database}`, `--metrics-port=${PORTS.sink}`]),
-      );
-      await waitUntil(
-        'the processors and the sink to be healthy',
-        async () => (await Promise.all(Object.values(PORTS).map(healthy))).every(Boolean),
-        90_000,
-        children,
-      );
+export const command = commandModule(create);
 
-      const speed = `120d/${o.duration}s`;
-      say(
-        `streaming ${o.duration}s of traffic: ${n(o.merchants)} merchants, up to ${n(o.rate)} records/s, ` +
-          `120 simulated days (seed ${o.seed})`,
-      );
-      const progress = async (p: SimulationProgress): Promise<void> => {
-        const [repay, elig, sinkRows] = await Promise.all([
-          metric(PORTS.repayment, 'holdback_records_out_total'),
-          metric(PORTS.eligibility, 'holdback_records_out_total'),
+async function runDemo(o: DemoOptions): Promise<number> {
+  const c = loadConnections();
+  const database = c.clickhouse.database;
+  metricsToken = c.metrics.token;
+  const children: Child[] = [];
+  const abort = new AbortController();
+  const onSignal = (): void => abort.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  // Bad settings stop here, in seconds and in words, not in a child's log.
+  try {
+    await checkKafka(c.kafka, 'holdback-demo');
+    await checkClickHouse(c.clickhouse);
+  } catch (err) {
+    console.error(`holdback demo: ${(err as Error).message}`);
+    return 1;
+  }
+  const ch = createClient(clickhouseClientOptions(c.clickhouse));
+  try {
+    say('registering the contract schemas');
+    await new SchemaRegistryClient(registryOptions(c.registry)).registerAll();
+    say(`migrating ClickHouse (database ${database})`);
+    const m = await migrate(ch, database, undefined, () => undefined);
+    say(`  ${m.applied.length} migration(s) applied now, ${m.alreadyApplied} earlier`);
+
+    say(`starting the processors and the sink (logs: ${LOG_DIR})`);
+    const common = ['--clock=stream'];
+    children.push(
+      start('repayment', ['run', 'repayment', ...common, `--metrics-port=${PORTS.repayment}`]),
+      start('eligibility', ['run', 'eligibility', ...common, `--metrics-port=${PORTS.eligibility}`]),
+      start('sink', ['clickhouse', 'sink', `--database=${database}`, `--metrics-port=${PORTS.sink}`]),
+    );
+    await waitUntil(
+      'the processors and the sink to be healthy',
+      async () => (await Promise.all(Object.values(PORTS).map(healthy))).every(Boolean),
+      90_000,
+      children,
+    );
+
+    const speed = `120d/${o.duration}s`;
+    say(
+      `streaming ${o.duration}s of traffic: ${n(o.merchants)} merchants, up to ${n(o.rate)} records/s, ` +
+        `120 simulated days (seed ${o.seed})`,
+    );
+    const progress = async (p: SimulationProgress): Promise<void> => {
+      const [repay, elig, sinkRows] = await Promise.all([
+        metric(PORTS.repayment, 'holdback_records_out_total'),
+        metric(PORTS.eligibility, 'holdback_records_out_total'),
+        metric(PORTS.sink, 'holdback_clickhouse_rows_inserted_total'),
+      ]);
+      const line =
+        `  ${Math.round(p.elapsedMs / 1000)}s  sim ${new Date(p.simulatedAt).toISOString().slice(0, 10)}  ` +
+        `produced ${n(p.produced)} (${n(p.recordsPerSec)}/s)  repayment out ${n(repay ?? 0)}  ` +
+        `eligibility out ${n(elig ?? 0)}  ClickHouse rows ${n(sinkRows ?? 0)}`;
+      process.stdout.write(process.stdout.isTTY ? `\r${line.padEnd(140)}` : `${line}\n`);
+    };
+    const summary = await simulate(
+      {
+        merchants: o.merchants,
+        rate: o.rate,
+        duration: o.duration,
+        seed: o.seed,
+        speed,
+        start: '120d',
+        failRate: 0.02,
+        lateSettlementRate: 0.01,
+        mismatchRate: 0.003,
+        duplicateRate: 0.005,
+        reorderRate: 0.01,
+        malformedRate: 0.0005,
+      },
+      { onProgress: (p) => void progress(p), progressIntervalMs: 2000, signal: abort.signal },
+    );
+    if (process.stdout.isTTY) process.stdout.write('\n');
+
+    say('waiting for the processors and the sink to catch up');
+    // Caught up: nothing consumed or inserted anywhere for 5 s. (A lag gauge is only updated
+    // when a batch arrives, so once input stops it can keep its last value.)
+    let last = '';
+    let stableSince = Date.now();
+    await waitUntil(
+      'the processors and the sink to go quiet',
+      async () => {
+        const now = await Promise.all([
+          metric(PORTS.repayment, 'holdback_records_in_total'),
+          metric(PORTS.eligibility, 'holdback_records_in_total'),
           metric(PORTS.sink, 'holdback_clickhouse_rows_inserted_total'),
         ]);
-        const line =
-          `  ${Math.round(p.elapsedMs / 1000)}s  sim ${new Date(p.simulatedAt).toISOString().slice(0, 10)}  ` +
-          `produced ${n(p.produced)} (${n(p.recordsPerSec)}/s)  repayment out ${n(repay ?? 0)}  ` +
-          `eligibility out ${n(elig ?? 0)}  ClickHouse rows ${n(sinkRows ?? 0)}`;
-        process.stdout.write(process.stdout.isTTY ? `\r${line.padEnd(140)}` : `${line}\n`);
-      };
-      const summary = await simulate(
-        {
-          merchants: o.merchants,
-          rate: o.rate,
-          duration: o.duration,
-          seed: o.seed,
-          speed,
-          start: '120d',
-          failRate: 0.02,
-          lateSettlementRate: 0.01,
-          mismatchRate: 0.003,
-          duplicateRate: 0.005,
-          reorderRate: 0.01,
-          malformedRate: 0.0005,
-        },
-        { onProgress: (p) => void progress(p), progressIntervalMs: 2000, signal: abort.signal },
-      );
-      if (process.stdout.isTTY) process.stdout.write('\n');
-
-      say('waiting for the processors and the sink to catch up');
-      // Caught up: nothing consumed or inserted anywhere for 5 s. (A lag gauge is only updated
-      // when a batch arrives, so once input stops it can keep its last value.)
-      let last = '';
-      let stableSince = Date.now();
-      await waitUntil(
-        'the processors and the sink to go quiet',
-        async () => {
-          const now = await Promise.all([
-            metric(PORTS.repayment, 'holdback_records_in_total'),
-            metric(PORTS.eligibility, 'holdback_records_in_total'),
-            metric(PORTS.sink, 'holdback_clickhouse_rows_inserted_total'),
-          ]);
-          const key = JSON.stringify(now);
-          if (key !== last) [last, stableSince] = [key, Date.now()];
-          return Date.now() - stableSince >= 5000;
-        },
-        300_000,
-        children,
-      );
-      await sleep(3000); // two Prometheus scrapes, so the latency quantiles include the end
-      await report(c, ch, summary, o);
-      return 0;
-    } catch (err) {
-      if (err instanceof DemoError) {
-        console.error(`holdback demo: ${err.message}`);
-        return 1;
-      }
-      throw err;
-    } finally {
-      process.removeListener('SIGINT', onSignal);
-      process.removeListener('SIGTERM', onSignal);
-      say('stopping the demo processes (the stack keeps running; `holdback stack down` stops it)');
-      await stop(children);
-      await ch.close();
+        const key = JSON.stringify(now);
+        if (key !== last) [last, stableSince] = [key, Date.now()];
+        return Date.now() - stableSince >= 5000;
+      },
+      300_000,
+      children,
+    );
+    await sleep(3000); // two Prometheus scrapes, so the latency quantiles include the end
+    await report(c, ch, summary, o);
+    return 0;
+  } catch (err) {
+    if (err instanceof DemoError) {
+      console.error(`holdback demo: ${err.message}`);
+      return 1;
     }
-  },
-};
+    throw err;
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    say('stopping the demo processes (the stack keeps running; `holdback stack down` stops it)');
+    await stop(children);
+    await ch.close();
+  }
+}
 
 /**
  * Holdback's reconciliation mismatches beside the simulator's injected ones: equal when every

@@ -11,7 +11,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel, type KafkaMessage } from 'kafkajs';
+import { z } from 'zod';
 import { Codec } from '../../connectors/codec';
+import { ConfigError } from '../../connectors/endpoints';
 import { loadConnections, registryOptions } from '../../connectors/connections';
 import { checkKafka, kafkajsConfig } from '../../connectors/kafka-client';
 import { readToEnd } from '../../connectors/kafka-read';
@@ -28,19 +30,7 @@ import type { EligibilityDecision, RiskGrade } from '../../schemas/generated/typ
 import { RiskGradeValues } from '../../schemas/generated/types';
 import { TOPICS } from '../../schemas/topics';
 import { REPO_ROOT } from '../../stack/paths';
-import type { Command } from '../main';
-
-const HELP = `usage: holdback policy simulate --policy <candidate.json> [options]
-
-Replays the history of the eligibility inputs (read from Kafka, never written) through the current
-and the candidate policy, and reports how approvals, grades and limits would change.
-
-options:
-  --policy FILE        the candidate policy (required)
-  --current FILE       the policy to compare with (default policies/default.json)
-  --topic-prefix P     the prefix the processors run with (default none)
-  --json               one JSON report on stdout
-  --limit N            text report: list at most N changed merchants (default 50)`;
+import { commandModule, HoldbackCommand } from '../program';
 
 /** The eligibility processor's inputs, in the order ties between them are broken. */
 export const SIMULATED_TOPICS = [
@@ -315,37 +305,18 @@ export async function readHistory(
   return { records, undecodable };
 }
 
-function parseArgs(args: string[]): Map<string, string> {
-  const flags = new Map<string, string>();
-  const known = ['--policy', '--current', '--topic-prefix', '--json', '--limit'];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const eq = a.indexOf('=');
-    const [name, inline] = eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined];
-    if (!known.includes(name)) throw new UsageError(`unknown option ${name}`);
-    if (name === '--json') flags.set(name, 'true');
-    else {
-      const value = inline ?? args[++i];
-      if (value === undefined || value === '') throw new UsageError(`${name} needs a value`);
-      flags.set(name, value);
-    }
-  }
-  return flags;
-}
-
-class UsageError extends Error {}
-
+/** A policy file, or a ConfigError naming the file, the key and the reason (exit 2). */
 function loadPolicy(path: string): EligibilityPolicy {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new UsageError(`${path}: cannot read the policy: ${e instanceof Error ? e.message : String(e)}`);
+    throw new ConfigError(`${path}: cannot read the policy: ${e instanceof Error ? e.message : String(e)}`);
   }
   try {
     return parsePolicy(text, path);
   } catch (e) {
-    throw new UsageError(e instanceof Error ? e.message : String(e));
+    throw new ConfigError(e instanceof Error ? e.message : String(e));
   }
 }
 
@@ -392,45 +363,66 @@ function printText(r: SimulationReport, limit: number): void {
   if (r.changed.length > limit) console.log(`  ... ${r.changed.length - limit} more (--limit, or --json)`);
 }
 
-export const command: Command = {
-  summary: 'simulate a candidate eligibility policy on the history in Kafka',
-  async run(args) {
-    const [verb, ...rest] = args;
-    if (verb !== 'simulate') {
-      console.log(HELP);
-      return verb === '--help' ? 0 : 2;
-    }
-    let flags: Map<string, string>;
-    let current: EligibilityPolicy;
-    let candidate: EligibilityPolicy;
-    const currentPath = (): string => flags.get('--current') ?? join(REPO_ROOT, 'policies', 'default.json');
-    try {
-      flags = parseArgs(rest);
-      if (!flags.has('--policy')) throw new UsageError('--policy <candidate.json> is required');
-      candidate = loadPolicy(flags.get('--policy')!);
-      current = loadPolicy(currentPath());
-    } catch (e) {
-      if (!(e instanceof UsageError)) throw e;
-      console.error(`holdback policy simulate: ${e.message}\n\n${HELP}`);
-      return 2;
-    }
-    const limit = Number(flags.get('--limit') ?? 50);
-    const c = loadConnections();
-    await checkKafka(c.kafka, 'holdback-policy-simulate');
-    const kafka = new Kafka(
-      kafkajsConfig(c.kafka, 'holdback-policy-simulate', { logLevel: logLevel.NOTHING }),
+const SIMULATE_OPTIONS = z
+  .object({
+    policy: z.string().min(1),
+    current: z.string().min(1).optional(),
+    topicPrefix: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{0,100}$/)
+      .default(''),
+    json: z.stringbool().default(false),
+    limit: z.coerce.number().int().min(0).default(50),
+  })
+  .strict();
+
+function create(): HoldbackCommand {
+  const policy = new HoldbackCommand('policy').description(
+    'Eligibility policies (policies/*.json) before they go live.',
+  );
+  policy.operandNoun = 'subcommand';
+  const sim = policy
+    .command('simulate')
+    .summary('what a candidate eligibility policy would change, on the history in Kafka')
+    .description(
+      'Replays the history of the eligibility inputs (read from Kafka, never written) through the ' +
+        'current and the candidate policy, and reports how approvals, grades and limits would change. ' +
+        'A policy that cannot be read or is invalid exits 2, naming the file, the key and the reason.',
     );
-    const registry = new SchemaRegistryClient(registryOptions(c.registry));
-    const codec = new Codec({ source: registry, schemaIds: await registry.lookupAll() });
-    const { records, undecodable } = await readHistory(kafka, codec, flags.get('--topic-prefix') ?? '');
-    const report = simulate(
-      records,
-      { policy: current, source: currentPath() },
-      { policy: candidate, source: flags.get('--policy')! },
-      undecodable,
-    );
-    if (flags.has('--json')) console.log(JSON.stringify(report));
-    else printText(report, Number.isSafeInteger(limit) && limit >= 0 ? limit : 50);
-    return 0;
-  },
-};
+  const options = sim.schemaOptions(SIMULATE_OPTIONS, {
+    help: {
+      policy: 'the candidate policy',
+      current: 'the policy to compare with (default policies/default.json)',
+      topicPrefix: 'the prefix the processors run with (default none)',
+      json: 'one JSON report on stdout',
+      limit: 'text report: list at most this many changed merchants',
+    },
+    booleans: new Set(['json'] as const),
+    placeholder: { policy: 'file', current: 'file', topicPrefix: 'prefix' },
+  });
+  sim.runs(async (cmd) => simulateCommand(options(cmd)));
+  return policy;
+}
+
+export const command = commandModule(create);
+
+async function simulateCommand(o: z.infer<typeof SIMULATE_OPTIONS>): Promise<number> {
+  const currentPath = o.current ?? join(REPO_ROOT, 'policies', 'default.json');
+  const candidate = loadPolicy(o.policy);
+  const current = loadPolicy(currentPath);
+  const c = loadConnections();
+  await checkKafka(c.kafka, 'holdback-policy-simulate');
+  const kafka = new Kafka(kafkajsConfig(c.kafka, 'holdback-policy-simulate', { logLevel: logLevel.NOTHING }));
+  const registry = new SchemaRegistryClient(registryOptions(c.registry));
+  const codec = new Codec({ source: registry, schemaIds: await registry.lookupAll() });
+  const { records, undecodable } = await readHistory(kafka, codec, o.topicPrefix);
+  const report = simulate(
+    records,
+    { policy: current, source: currentPath },
+    { policy: candidate, source: o.policy },
+    undecodable,
+  );
+  if (o.json) console.log(JSON.stringify(report));
+  else printText(report, o.limit);
+  return 0;
+}

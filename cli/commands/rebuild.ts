@@ -4,21 +4,20 @@
  * the old group committed, writes the outputs of that to shadow topics and compares them with
  * what the old one published (runtime/rebuild.ts; docs/runbooks/startup/ChangelogLost.md).
  * Exits 0 when they match (the new id can then be started in the old one's place), 1 when they
- * differ or the rebuild failed, 2 on a usage error.
+ * differ or the rebuild failed, 2 on a usage or configuration error.
  */
 import { writeFileSync } from 'node:fs';
 import { Kafka, logLevel, type KafkaMessage } from 'kafkajs';
 import { z } from 'zod';
 import { Codec } from '../../connectors/codec';
-import { ConfigError } from '../../connectors/endpoints';
 import { loadConnections, registryOptions } from '../../connectors/connections';
 import { checkKafka, kafkajsConfig } from '../../connectors/kafka-client';
-import { parseFlags } from '../../connectors/flags';
+import { OptionError } from '../../connectors/flags';
 import { clusterReplication, createTopicsReady } from '../../connectors/kafka-admin';
 import { readToEnd, whileRetriable } from '../../connectors/kafka-read';
 import { SchemaRegistryClient } from '../../connectors/registry';
 import { PROCESSORS } from '../../processors';
-import { RUN_OPTIONS, describeRunOptions } from '../../runtime/config';
+import { checkRunOptions, RUN_OPTION_HELP, RUN_OPTIONS } from '../../runtime/config';
 import {
   awaitSettled,
   boundsMoved,
@@ -30,25 +29,8 @@ import {
   type TopicComparison,
 } from '../../runtime/rebuild';
 import { TOPICS, type TopicName } from '../../schemas/topics';
-import type { Command } from '../main';
-import { processorFrom, serve } from './run';
-
-const HELP = `usage: holdback rebuild <${Object.keys(PROCESSORS).join('|')}> --from=ID --application-id=NEW [options]
-
-Rebuilds the state of application ID (its changelog lost: docs/runbooks/startup/ChangelogLost.md)
-by processing the inputs from their earliest offsets up to where group ID committed, into the
-fresh application id NEW. Its outputs go to shadow topics (<topic prefix>NEW.<topic>) and are
-compared with what ID published. When they match, stop ID's instances for good and start the
-processor with --application-id=NEW: it goes on where ID stopped, publishing nothing twice.
-Exit 0: the rebuilt outputs match; 1: they differ, or the rebuild failed; 2: a usage error.
-
-options:
-  --from ID                 the application id whose state is rebuilt (required)
-  --application-id NEW      the fresh application id to rebuild into (required)
-  --output-prefix P         prefix of the shadow output topics (default <topic prefix>NEW.)
-  --report FILE             also write the comparison as JSON to FILE
-and the options of holdback run, which must be those the processor ran with:
-${describeRunOptions()}`;
+import { commandModule, HoldbackCommand } from '../program';
+import { processorOrConfigError, runOptionSpec, serve } from './run';
 
 const ID = z.string().regex(/^[A-Za-z0-9._-]{1,100}$/);
 const REBUILD_OPTIONS = RUN_OPTIONS.extend({
@@ -65,155 +47,179 @@ const REBUILD_OPTIONS = RUN_OPTIONS.extend({
 const POLL_MS = 200;
 const PROGRESS_EVERY_MS = 5000;
 
-export const command: Command = {
-  summary: "rebuild a processor's lost state from its inputs and check it against what was published",
-  async run(args) {
-    const [name, ...rest] = args;
-    if (!name || name === '--help' || rest.includes('--help')) {
-      console.log(HELP);
-      return name ? 0 : 2;
-    }
-    const factory = PROCESSORS[name];
-    if (!factory) {
-      console.error(`holdback rebuild: unknown processor '${name}'\n${HELP}`);
-      return 2;
-    }
-    let options: z.infer<typeof REBUILD_OPTIONS>;
-    let processor;
-    try {
-      options = parseFlags(REBUILD_OPTIONS, rest, new Set(['dlqPayload']));
-      processor = processorFrom(factory, options);
-    } catch (e) {
-      console.error(`holdback rebuild: ${e instanceof Error ? e.message : String(e)}`);
-      return 2;
-    }
-    if (options.guarantee !== 'exactly_once') {
-      console.error(
-        'holdback rebuild: --guarantee=exactly_once only: under at_least_once the published outputs ' +
-          'are not exactly those of the committed inputs, so there is nothing exact to compare',
-      );
-      return 2;
-    }
-    const topics: RebuildTopics = {
-      inputs: processor.inputs,
-      outputs: [...processor.outputs, TOPICS.dlq],
-      topicPrefix: options.topicPrefix,
-      outputPrefix: options.outputPrefix ?? `${options.topicPrefix}${options.applicationId}.`,
-      from: options.from,
-      applicationId: options.applicationId,
-    };
-    const connections = loadConnections();
-    await checkKafka(connections.kafka, options.applicationId);
-    const kafkaConfig = kafkajsConfig(connections.kafka, options.applicationId);
-    const kafka = new Kafka({ ...kafkaConfig, logLevel: logLevel.NOTHING });
-    const admin = kafka.admin();
-    await admin.connect();
-    try {
-      const bounds = await rebuildBounds(admin, topics);
-      const records = [...bounds.values()].reduce((a, b) => a + b, 0);
-      const partitions = await partitionCount(admin, options.topicPrefix + processor.inputs[0]!);
-      const replication = await clusterReplication(admin);
-      await createTopicsReady(
-        admin,
-        topics.outputs.map((o) => ({
-          topic: topics.outputPrefix + o,
-          numPartitions: partitions,
-          replicationFactor: replication.replicationFactor,
-          configEntries: [{ name: 'min.insync.replicas', value: String(replication.minInsyncReplicas) }],
-        })),
-      );
-      const t0 = Date.now();
-      const { runtime, server, log, brokerClock } = await serve(processor, options, {
-        outputPrefix: topics.outputPrefix,
-        stopAt: bounds,
-      });
-      log.info('rebuilding', {
-        from: topics.from,
-        into: topics.applicationId,
-        inputOffsets: records,
-        outputPrefix: topics.outputPrefix,
-      });
-      let stopped = false;
-      try {
-        await brokerClock?.start();
-        await runtime.start();
-        let loggedAt = Date.now();
-        while (!runtime.reachedStopBounds()) {
-          const stopped = runtime.stoppedPartitions();
-          if (stopped.length > 0) {
-            throw new RebuildError(
-              `partition ${stopped[0]!.partition} stopped on a broken invariant (${stopped[0]!.reason}): ` +
-                'the rebuild cannot complete (docs/runbooks/HoldbackPartitionStopped.md)',
-            );
-          }
-          if (Date.now() - loggedAt >= PROGRESS_EVERY_MS) {
-            loggedAt = Date.now();
-            log.info('rebuild in progress', { remaining: runtime.totalLag() });
-          }
-          await new Promise((r) => setTimeout(r, POLL_MS));
-        }
-        stopped = true;
-        if (!(await runtime.stop())) throw new RebuildError('the final commit of the rebuild failed');
-      } finally {
-        if (!stopped) await runtime.stop().catch(() => undefined);
-        await brokerClock?.stop();
-        await server.close();
-      }
-      const seconds = (Date.now() - t0) / 1000;
-      const moved = await boundsMoved(admin, topics, bounds);
-      if (moved.length > 0) {
-        throw new RebuildError(
-          `group ${topics.from} committed further while the rebuild ran (${moved.slice(0, 3).join('; ')}): ` +
-            'stop its instances, delete the shadow topics and the new group, and rebuild again',
-        );
-      }
-      // The last transaction's markers may still be on their way: read only once they are written.
-      await awaitSettled(
-        admin,
-        kafkaConfig,
-        topics.outputs.flatMap((o) => [options.topicPrefix + o, topics.outputPrefix + o]),
-      );
-      const registry = new SchemaRegistryClient(registryOptions(connections.registry));
-      const codec = new Codec({ source: registry, schemaIds: await registry.lookupAll() });
-      const comparisons: TopicComparison[] = [];
-      for (const topic of topics.outputs) {
-        const published = await readDecoded(kafka, codec, topic as TopicName, options.topicPrefix + topic);
-        const rebuilt = await readDecoded(kafka, codec, topic as TopicName, topics.outputPrefix + topic);
-        comparisons.push(
-          compareRecords(
-            topic,
-            published,
-            rebuilt,
-            ignoredFields(topic, options.clock),
-            topic === TOPICS.dlq ? 'contained' : 'equal',
-          ),
-        );
-      }
-      const matches = comparisons.every((c) => c.matches);
-      const report = {
-        processor: processor.name,
-        from: topics.from,
-        applicationId: topics.applicationId,
-        outputPrefix: topics.outputPrefix,
-        inputOffsets: records,
-        seconds,
-        matches,
-        topics: comparisons,
-      };
-      if (options.report) writeFileSync(options.report, `${JSON.stringify(report, null, 2)}\n`);
-      printReport(report, options.topicPrefix);
-      return matches ? 0 : 1;
-    } catch (e) {
-      if (e instanceof RebuildError || e instanceof ConfigError) {
-        console.error(`holdback rebuild: ${e.message}`);
-        return 1;
-      }
-      throw e;
-    } finally {
-      await admin.disconnect().catch(() => undefined);
-    }
-  },
+const REBUILD_HELP = {
+  ...RUN_OPTION_HELP,
+  from: 'the application id whose state is rebuilt (its changelog lost)',
+  applicationId: 'the fresh application id to rebuild into',
+  outputPrefix: 'prefix of the shadow output topics (default <topic prefix><application id>.)',
+  report: 'also write the comparison as JSON to this file',
 };
+const REBUILD_ONLY = new Set(['from', 'applicationId', 'outputPrefix', 'report']);
+
+function create(): HoldbackCommand {
+  const rebuild = new HoldbackCommand('rebuild').description(
+    "Rebuilds a processor's lost state from its inputs and checks it against what was published. " +
+      'Exit 0: the rebuilt outputs match; 1: they differ, or the rebuild failed; 2: a usage or ' +
+      'configuration error.',
+  );
+  rebuild.operandNoun = 'processor';
+  for (const name of Object.keys(PROCESSORS)) {
+    const p = rebuild
+      .command(name)
+      .summary(`rebuild the ${name} processor's state into a fresh application id`)
+      .description(
+        `Rebuilds the state of the ${name} processor's application --from (its changelog lost: ` +
+          'docs/runbooks/startup/ChangelogLost.md) by processing the inputs from their earliest offsets ' +
+          'up to where that group committed, into the fresh --application-id. Its outputs go to shadow ' +
+          'topics (<topic prefix><application id>.<topic>) and are compared with what --from published. ' +
+          "When they match, stop --from's instances for good and start the processor with the new " +
+          '--application-id: it goes on where the old one stopped, publishing nothing twice. ' +
+          'The run options must be those the processor ran with.',
+      );
+    const spec = runOptionSpec(name);
+    const options = p.schemaOptions(REBUILD_OPTIONS, {
+      ...spec,
+      help: REBUILD_HELP,
+      placeholder: { ...spec.placeholder, from: 'id', report: 'file' },
+    });
+    for (const o of p.options)
+      o.helpGroup(
+        REBUILD_ONLY.has(o.attributeName()) ? 'Rebuild options:' : 'Run options (as the processor ran):',
+      );
+    p.runs((cmd) => rebuildProcessor(name, checkRunOptions(options(cmd), name)));
+  }
+  return rebuild;
+}
+
+export const command = commandModule(create);
+
+async function rebuildProcessor(name: string, options: z.infer<typeof REBUILD_OPTIONS>): Promise<number> {
+  const processor = processorOrConfigError(PROCESSORS[name]!, options);
+  if (options.guarantee !== 'exactly_once') {
+    throw new OptionError(
+      '--guarantee=exactly_once only: under at_least_once the published outputs ' +
+        'are not exactly those of the committed inputs, so there is nothing exact to compare',
+    );
+  }
+  const topics: RebuildTopics = {
+    inputs: processor.inputs,
+    outputs: [...processor.outputs, TOPICS.dlq],
+    topicPrefix: options.topicPrefix,
+    outputPrefix: options.outputPrefix ?? `${options.topicPrefix}${options.applicationId}.`,
+    from: options.from,
+    applicationId: options.applicationId,
+  };
+  const connections = loadConnections();
+  await checkKafka(connections.kafka, options.applicationId);
+  const kafkaConfig = kafkajsConfig(connections.kafka, options.applicationId);
+  const kafka = new Kafka({ ...kafkaConfig, logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const bounds = await rebuildBounds(admin, topics);
+    const records = [...bounds.values()].reduce((a, b) => a + b, 0);
+    const partitions = await partitionCount(admin, options.topicPrefix + processor.inputs[0]!);
+    const replication = await clusterReplication(admin);
+    await createTopicsReady(
+      admin,
+      topics.outputs.map((o) => ({
+        topic: topics.outputPrefix + o,
+        numPartitions: partitions,
+        replicationFactor: replication.replicationFactor,
+        configEntries: [{ name: 'min.insync.replicas', value: String(replication.minInsyncReplicas) }],
+      })),
+    );
+    const t0 = Date.now();
+    const { runtime, server, log, brokerClock } = await serve(processor, options, {
+      outputPrefix: topics.outputPrefix,
+      stopAt: bounds,
+    });
+    log.info('rebuilding', {
+      from: topics.from,
+      into: topics.applicationId,
+      inputOffsets: records,
+      outputPrefix: topics.outputPrefix,
+    });
+    let stopped = false;
+    try {
+      await brokerClock?.start();
+      await runtime.start();
+      let loggedAt = Date.now();
+      while (!runtime.reachedStopBounds()) {
+        const stopped = runtime.stoppedPartitions();
+        if (stopped.length > 0) {
+          throw new RebuildError(
+            `partition ${stopped[0]!.partition} stopped on a broken invariant (${stopped[0]!.reason}): ` +
+              'the rebuild cannot complete (docs/runbooks/HoldbackPartitionStopped.md)',
+          );
+        }
+        if (Date.now() - loggedAt >= PROGRESS_EVERY_MS) {
+          loggedAt = Date.now();
+          log.info('rebuild in progress', { remaining: runtime.totalLag() });
+        }
+        await new Promise((r) => setTimeout(r, POLL_MS));
+      }
+      stopped = true;
+      if (!(await runtime.stop())) throw new RebuildError('the final commit of the rebuild failed');
+    } finally {
+      if (!stopped) await runtime.stop().catch(() => undefined);
+      await brokerClock?.stop();
+      await server.close();
+    }
+    const seconds = (Date.now() - t0) / 1000;
+    const moved = await boundsMoved(admin, topics, bounds);
+    if (moved.length > 0) {
+      throw new RebuildError(
+        `group ${topics.from} committed further while the rebuild ran (${moved.slice(0, 3).join('; ')}): ` +
+          'stop its instances, delete the shadow topics and the new group, and rebuild again',
+      );
+    }
+    // The last transaction's markers may still be on their way: read only once they are written.
+    await awaitSettled(
+      admin,
+      kafkaConfig,
+      topics.outputs.flatMap((o) => [options.topicPrefix + o, topics.outputPrefix + o]),
+    );
+    const registry = new SchemaRegistryClient(registryOptions(connections.registry));
+    const codec = new Codec({ source: registry, schemaIds: await registry.lookupAll() });
+    const comparisons: TopicComparison[] = [];
+    for (const topic of topics.outputs) {
+      const published = await readDecoded(kafka, codec, topic as TopicName, options.topicPrefix + topic);
+      const rebuilt = await readDecoded(kafka, codec, topic as TopicName, topics.outputPrefix + topic);
+      comparisons.push(
+        compareRecords(
+          topic,
+          published,
+          rebuilt,
+          ignoredFields(topic, options.clock),
+          topic === TOPICS.dlq ? 'contained' : 'equal',
+        ),
+      );
+    }
+    const matches = comparisons.every((c) => c.matches);
+    const report = {
+      processor: processor.name,
+      from: topics.from,
+      applicationId: topics.applicationId,
+      outputPrefix: topics.outputPrefix,
+      inputOffsets: records,
+      seconds,
+      matches,
+      topics: comparisons,
+    };
+    if (options.report) writeFileSync(options.report, `${JSON.stringify(report, null, 2)}\n`);
+    printReport(report, options.topicPrefix);
+    return matches ? 0 : 1;
+  } catch (e) {
+    if (e instanceof RebuildError) {
+      console.error(`holdback rebuild ${name}: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
 
 async function partitionCount(admin: ReturnType<Kafka['admin']>, topic: string): Promise<number> {
   const meta = await whileRetriable(() => admin.fetchTopicMetadata({ topics: [topic] }));

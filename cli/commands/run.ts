@@ -1,11 +1,12 @@
 /**
  * `holdback run <processor> [options]`: runs one processor on Kafka until SIGTERM/SIGINT.
- * Exits non-zero when it cannot start (bad option, unregistered schemas, Kafka down) or when a
- * final commit fails on the way out; after a clean stop, 0.
+ * Exits 2 on a bad option or setting (a bad policy too), 1 when it cannot start (unregistered
+ * schemas, Kafka down) or when a final commit fails on the way out; after a clean stop, 0.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Codec } from '../../connectors/codec';
+import { ConfigError } from '../../connectors/endpoints';
 import { BrokerClock, clockTopic } from '../../connectors/broker-clock';
 import { describeConnections, loadConnections, registryOptions } from '../../connectors/connections';
 import { describeConnectionSettings } from '../../connectors/connection-settings';
@@ -15,85 +16,103 @@ import { SchemaRegistryClient } from '../../connectors/registry';
 import { PROCESSORS, type ProcessorOptions } from '../../processors';
 import { deadLetterSink, runtimeCodec } from '../../runtime/codec-adapter';
 import type { Processor } from '../../processors/api';
-import { describeRunOptions, parseRunOptions, type RunOptions } from '../../runtime/config';
+import {
+  checkRunOptions,
+  PROCESSOR_ONLY,
+  RUN_BOOLEANS,
+  RUN_OPTION_HELP,
+  RUN_OPTIONS,
+  type RunOptions,
+} from '../../runtime/config';
 import { KafkaRuntime, type Logger, type RuntimeOptions } from '../../runtime/kafka-runtime';
 import type { RdKafkaRuntime } from '../../runtime/rdkafka-runtime';
 import { jsonLogger } from '../../runtime/log';
 import { RuntimeMetrics } from '../../runtime/metrics';
 import { parseSkipRequest } from '../../runtime/skip-command';
 import { scrapeTargetsDir } from '../../stack/components';
-import type { Command } from '../main';
+import { commandModule, HoldbackCommand } from '../program';
 
-const HELP = `usage: holdback run <${Object.keys(PROCESSORS).join('|')}> [options]
-
-options:
-${describeRunOptions()}
-
-${describeConnectionSettings()}`;
-
-export const command: Command = {
-  summary: 'run a processor on Kafka with exactly-once effects',
-  async run(args) {
-    const [name, ...rest] = args;
-    if (!name || name === '--help') {
-      console.log(HELP);
-      return name ? 0 : 2;
-    }
-    const factory = PROCESSORS[name];
-    if (!factory) {
-      console.error(`holdback run: unknown processor '${name}'\n${HELP}`);
-      return 2;
-    }
-    if (rest.includes('--help')) {
-      console.log(HELP);
-      return 0;
-    }
-    const options = parseRunOptions(rest);
-    // Signals are handled from the first moment: a SIGTERM during start-up stops cleanly too.
-    let signalled: (signal: string) => void = () => undefined;
-    const stopRequested = new Promise<string>((resolve) => (signalled = resolve));
-    process.once('SIGTERM', () => signalled('SIGTERM'));
-    process.once('SIGINT', () => signalled('SIGINT'));
-
-    if (options.policy !== undefined && name !== 'eligibility') {
-      console.error(`holdback run: --policy is an option of eligibility, not of ${name}`);
-      return 2;
-    }
-    if (options.dedupHorizonDays !== undefined && name !== 'repayment') {
-      console.error(`holdback run: --dedup-horizon-days is an option of repayment, not of ${name}`);
-      return 2;
-    }
-    let processor;
-    try {
-      processor = processorFrom(factory, options);
-    } catch (e) {
-      // A bad policy stops start-up, naming the file, the key and the reason.
-      console.error(`holdback run: ${e instanceof Error ? e.message : String(e)}`);
-      return 2;
-    }
-    const { runtime, server, log, brokerClock } = await serve(
-      processor,
-      options,
-      options.outputPrefix !== undefined ? { outputPrefix: options.outputPrefix } : {},
-    );
-    try {
-      await brokerClock?.start();
-      await runtime.start();
-      const signal = await stopRequested;
-      log.info('stopping', { signal });
-      if (await runtime.stop()) return 0;
-      log.error('stopped, but a final commit failed: its work is redone by the next owner');
-      return 1;
-    } catch (e) {
-      log.error('stopped on an error', { error: String(e) });
-      await runtime.stop().catch(() => undefined);
-      return 1;
-    } finally {
-      await brokerClock?.stop();
-      await server.close();
-    }
-  },
+/** One line per processor for `holdback run --help` (and `rebuild`). */
+export const PROCESSOR_SUMMARIES: Readonly<Record<string, string>> = {
+  repayment: 'withhold loan repayments from payouts: deductions and loan states, exactly once',
+  eligibility: "decide each merchant's eligibility, grade and limit from its sales, payouts and loans",
 };
+
+/** The option spec of `holdback run <processor>` (and `rebuild`): the other processors' options hidden. */
+export function runOptionSpec(processor: string) {
+  return {
+    help: RUN_OPTION_HELP,
+    booleans: RUN_BOOLEANS,
+    hidden: new Set(
+      (Object.keys(PROCESSOR_ONLY) as Array<keyof typeof PROCESSOR_ONLY>).filter(
+        (k) => PROCESSOR_ONLY[k] !== processor,
+      ),
+    ),
+    placeholder: { policy: 'file', applicationId: 'id', topicPrefix: 'prefix', outputPrefix: 'prefix' },
+  } as const;
+}
+
+function create(): HoldbackCommand {
+  const run = new HoldbackCommand('run').description(
+    'Runs one processor on Kafka until SIGTERM/SIGINT, with exactly-once effects. Exits 0 after a ' +
+      'clean stop, 1 when it cannot start (unregistered schemas, Kafka down) or a final commit fails, ' +
+      '2 on a bad option or setting.',
+  );
+  run.operandNoun = 'processor';
+  for (const name of Object.keys(PROCESSORS)) {
+    const summary = PROCESSOR_SUMMARIES[name] ?? `the ${name} processor`;
+    const p = run.command(name).summary(summary).description(`Runs the ${name} processor: ${summary}.`);
+    const options = p.schemaOptions(RUN_OPTIONS, runOptionSpec(name));
+    p.addHelpText('after', `\n${describeConnectionSettings()}`);
+    p.runs((cmd) => runProcessor(name, checkRunOptions(options(cmd), name)));
+  }
+  return run;
+}
+
+export const command = commandModule(create);
+
+async function runProcessor(name: string, options: RunOptions): Promise<number> {
+  // Signals are handled from the first moment: a SIGTERM during start-up stops cleanly too.
+  let signalled: (signal: string) => void = () => undefined;
+  const stopRequested = new Promise<string>((resolve) => (signalled = resolve));
+  process.once('SIGTERM', () => signalled('SIGTERM'));
+  process.once('SIGINT', () => signalled('SIGINT'));
+  // A bad policy stops start-up, naming the file, the key and the reason (a configuration error).
+  const processor = processorOrConfigError(PROCESSORS[name]!, options);
+  const { runtime, server, log, brokerClock } = await serve(
+    processor,
+    options,
+    options.outputPrefix !== undefined ? { outputPrefix: options.outputPrefix } : {},
+  );
+  try {
+    await brokerClock?.start();
+    await runtime.start();
+    const signal = await stopRequested;
+    log.info('stopping', { signal });
+    if (await runtime.stop()) return 0;
+    log.error('stopped, but a final commit failed: its work is redone by the next owner');
+    return 1;
+  } catch (e) {
+    log.error('stopped on an error', { error: String(e) });
+    await runtime.stop().catch(() => undefined);
+    return 1;
+  } finally {
+    await brokerClock?.stop();
+    await server.close();
+  }
+}
+
+/** processorFrom, with a policy it cannot read or accept as a ConfigError (exit 2). */
+export function processorOrConfigError(
+  factory: (o: ProcessorOptions) => Processor<unknown, unknown>,
+  options: Pick<RunOptions, 'policy' | 'dedupHorizonDays'>,
+): Processor<unknown, unknown> {
+  try {
+    return processorFrom(factory, options);
+  } catch (e) {
+    throw new ConfigError(e instanceof Error ? e.message : String(e));
+  }
+}
 
 /** The processor a factory makes with the options `holdback run` (and `rebuild`) was given; a bad policy throws. */
 export function processorFrom(

@@ -66,11 +66,13 @@ test('under --clock=stream the as-of-now fields are compared too', () => {
 });
 
 describe('holdback rebuild: usage errors exit 2 before touching Kafka', () => {
+  // The CLI (commander) writes its help and errors to the process's streams.
   let err: jest.SpyInstance;
   let out: jest.SpyInstance;
+  const written = (spy: jest.SpyInstance): string => spy.mock.calls.map((c) => String(c[0])).join('');
   beforeEach(() => {
-    err = jest.spyOn(console, 'error').mockImplementation(() => undefined);
-    out = jest.spyOn(console, 'log').mockImplementation(() => undefined);
+    err = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    out = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
   });
   afterEach(() => {
     err.mockRestore();
@@ -79,7 +81,7 @@ describe('holdback rebuild: usage errors exit 2 before touching Kafka', () => {
 
   test('--help prints the usage and exits 0', async () => {
     expect(await command.run(['repayment', '--help'])).toBe(0);
-    expect(String(out.mock.calls[0]?.[0])).toContain('usage: holdback rebuild');
+    expect(written(out)).toContain('Usage: holdback rebuild repayment [options]');
   });
 
   test.each([
@@ -90,6 +92,6 @@ describe('holdback rebuild: usage errors exit 2 before touching Kafka', () => {
     [['repayment', '--from=old', '--application-id=new', '--bogus=1'], /unknown option --bogus/],
   ])('%j', async (args, message) => {
     expect(await command.run(args)).toBe(2);
-    expect(String(err.mock.calls[0]?.[0])).toMatch(message);
+    expect(written(err)).toMatch(message);
   });
 });
