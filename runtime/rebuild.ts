@@ -160,6 +160,7 @@ export const AS_OF_WALL: Readonly<Record<string, readonly string[]>> = {
   [TOPICS.deductions]: ['decided_at'],
   [TOPICS.loanStates]: ['updated_at', 'projected_period_collected_minor'],
   [TOPICS.settlements]: ['decided_at', 'first_withheld_decided_at'],
+  [TOPICS.payoutDecisions]: ['decided_at'],
   [TOPICS.eligibility]: ['computed_at'],
 };
 const ALWAYS_WALL: Readonly<Record<string, readonly string[]>> = { [TOPICS.dlq]: ['failed_at'] };

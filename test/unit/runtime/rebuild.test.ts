@@ -1,6 +1,8 @@
 import { command } from '../../../cli/commands/rebuild';
 import { compareRecords, ignoredFields } from '../../../runtime/rebuild';
-import { TOPICS } from '../../../schemas/topics';
+import { RECORD_SCHEMAS } from '../../../schemas/contract';
+import type { RecordName } from '../../../schemas/generated/types';
+import { TOPIC_SPECS, TOPICS } from '../../../schemas/topics';
 
 const d = (id: string, amount: number, decidedAt = 1) => ({
   deduction_id: id,
@@ -94,4 +96,17 @@ describe('holdback rebuild: usage errors exit 2 before touching Kafka', () => {
     expect(await command.run(args)).toBe(2);
     expect(written(err)).toMatch(message);
   });
+});
+
+test('every wall-clock stamp of an output record is left out of the comparison under --clock=wall', () => {
+  // A stamp the rebuild compared would report every record of a new output topic as different.
+  for (const spec of TOPIC_SPECS.filter((t) => t.role === 'output' && t.name !== TOPICS.dlq)) {
+    const stamps = RECORD_SCHEMAS[spec.record as RecordName].fields
+      .map((f) => f.name)
+      .filter((n) => /(decided_at|computed_at|updated_at)$/.test(n));
+    for (const field of stamps)
+      expect(`${spec.name} ${field}: ${ignoredFields(spec.name, 'wall').includes(field)}`).toBe(
+        `${spec.name} ${field}: true`,
+      );
+  }
 });
