@@ -16,3 +16,14 @@ export function fitId(id: string): string {
   const digest = createHash('sha256').update(id, 'utf8').digest('hex');
   return `${id.slice(0, MAX_ID_LENGTH - HASH_CHARS - 1)}#${digest}`;
 }
+
+/**
+ * The first 8 bytes of the SHA-256 of an event's source and event_id, as two unsigned 32-bit
+ * halves: what eligibility remembers of an event id. 64 bits of a cryptographic hash: two different
+ * ids among the at most 256 a merchant remembers agree with a probability below 2^-56, and no
+ * producer can make them agree by accident of format, as it could with a short non-cryptographic hash.
+ */
+export function eventIdHash(source: string, eventId: string): { hi: number; lo: number } {
+  const d = createHash('sha256').update(source).update('\0').update(eventId, 'utf8').digest();
+  return { hi: d.readUInt32LE(0), lo: d.readUInt32LE(4) };
+}

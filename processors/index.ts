@@ -1,6 +1,12 @@
 /** The processors `holdback run <name>` can run, by name. Each is pure; the runtime supplies I/O. */
 import type { Processor } from './api';
-import { createEligibilityProcessor, DEFAULT_POLICY, parsePolicy } from './eligibility';
+import {
+  createEligibilityProcessor,
+  DEFAULT_DEDUP,
+  DEFAULT_POLICY,
+  parsePolicy,
+  type DedupWindow,
+} from './eligibility';
 import { createRepaymentProcessor } from './repayment';
 
 export interface ProcessorOptions {
@@ -13,6 +19,17 @@ export interface ProcessorOptions {
   readFile?: (path: string) => string;
   /** repayment: the de-duplication horizon in days (default 35). */
   dedupHorizonDays?: number;
+  /** eligibility: its de-duplication window, minutes of event time (default 60). */
+  dedupWindowMinutes?: number;
+  /** eligibility: at most this many event ids remembered per merchant (default 256). */
+  dedupWindowEvents?: number;
+}
+
+function dedupWindow(o: ProcessorOptions): DedupWindow {
+  return {
+    horizonMinutes: o.dedupWindowMinutes ?? DEFAULT_DEDUP.horizonMinutes,
+    maxEvents: o.dedupWindowEvents ?? DEFAULT_DEDUP.maxEvents,
+  };
 }
 
 export const PROCESSORS: Readonly<
@@ -24,7 +41,7 @@ export const PROCESSORS: Readonly<
     ) as Processor<unknown, unknown>,
   eligibility: (o = {}) => {
     if (o.policyPath === undefined)
-      return createEligibilityProcessor(DEFAULT_POLICY) as Processor<unknown, unknown>;
+      return createEligibilityProcessor(DEFAULT_POLICY, dedupWindow(o)) as Processor<unknown, unknown>;
     if (!o.readFile) throw new Error('eligibility: a policyPath needs a readFile (processors do no I/O)');
     let text: string;
     try {
@@ -34,6 +51,9 @@ export const PROCESSORS: Readonly<
         `${o.policyPath}: cannot read the policy: ${e instanceof Error ? e.message : String(e)}`,
       );
     }
-    return createEligibilityProcessor(parsePolicy(text, o.policyPath)) as Processor<unknown, unknown>;
+    return createEligibilityProcessor(parsePolicy(text, o.policyPath), dedupWindow(o)) as Processor<
+      unknown,
+      unknown
+    >;
   },
 };

@@ -102,6 +102,13 @@ export const RUN_OPTIONS = z
      * Default 35.
      */
     dedupHorizonDays: z.coerce.number().int().min(1).max(3660).optional(),
+    /**
+     * eligibility only: its de-duplication window, the event ids of each merchant's events within
+     * this many minutes (event time) of its newest (processors/eligibility/README.md). Default 60.
+     */
+    dedupWindowMinutes: z.coerce.number().int().min(1).max(525_600).optional(),
+    /** eligibility only: at most this many event ids remembered per merchant (12 bytes each). Default 256. */
+    dedupWindowEvents: z.coerce.number().int().min(1).max(4096).optional(),
   })
   .strict();
 
@@ -143,12 +150,18 @@ export const RUN_OPTION_HELP: Readonly<Record<RunOptionKey, string>> = {
   policy: 'the eligibility policy file (JSON), validated at start-up (default policies/default.json)',
   dedupHorizonDays:
     'how long a payout is remembered after its latest event (days; default 35); older events of a forgotten one go to the DLQ',
+  dedupWindowMinutes:
+    "eligibility's de-duplication window: event ids within this many minutes of a merchant's newest event are remembered (default 60)",
+  dedupWindowEvents:
+    'at most this many event ids remembered per merchant, 12 bytes each (default 256); beyond, the window is the last ones',
 };
 
 /** Options of one processor only: `holdback run <other> --<option>` is refused, naming it. */
 export const PROCESSOR_ONLY: Readonly<Partial<Record<RunOptionKey, string>>> = {
   policy: 'eligibility',
   dedupHorizonDays: 'repayment',
+  dedupWindowMinutes: 'eligibility',
+  dedupWindowEvents: 'eligibility',
 };
 
 /** Given bare, these mean true (`--dlq-payload`); `--dlq-payload=false` works too. */

@@ -66,7 +66,7 @@ export const PROCESSOR_REASON_CODES = {
   INVALID_TRANSITION:
     "A status event the loan's status does not allow (RESUMED when not PAUSED, anything after a terminal event).",
   BEYOND_DEDUP_HORIZON:
-    'A payout event older than the de-duplication horizon for a payout Holdback no longer remembers: not decided again.',
+    'An event Holdback no longer remembers, older than its de-duplication horizon (a payout in repayment; an order, sale or payout in eligibility): it may have been applied before, so it is not applied again.',
 } as const;
 
 export type ProcessorReasonCode = keyof typeof PROCESSOR_REASON_CODES;

@@ -105,7 +105,7 @@ async function runProcessor(name: string, options: RunOptions): Promise<number> 
 /** processorFrom, with a policy it cannot read or accept as a ConfigError (exit 2). */
 export function processorOrConfigError(
   factory: (o: ProcessorOptions) => Processor<unknown, unknown>,
-  options: Pick<RunOptions, 'policy' | 'dedupHorizonDays'>,
+  options: ProcessorRunOptions,
 ): Processor<unknown, unknown> {
   try {
     return processorFrom(factory, options);
@@ -117,14 +117,22 @@ export function processorOrConfigError(
 /** The processor a factory makes with the options `holdback run` (and `rebuild`) was given; a bad policy throws. */
 export function processorFrom(
   factory: (o: ProcessorOptions) => Processor<unknown, unknown>,
-  options: Pick<RunOptions, 'policy' | 'dedupHorizonDays'>,
+  options: ProcessorRunOptions,
 ): Processor<unknown, unknown> {
   return factory({
     policyPath: options.policy,
     readFile: (p) => readFileSync(p, 'utf8'),
     dedupHorizonDays: options.dedupHorizonDays,
+    dedupWindowMinutes: options.dedupWindowMinutes,
+    dedupWindowEvents: options.dedupWindowEvents,
   });
 }
+
+/** The run options that make a processor what it is (the rest are the runtime's). */
+type ProcessorRunOptions = Pick<
+  RunOptions,
+  'policy' | 'dedupHorizonDays' | 'dedupWindowMinutes' | 'dedupWindowEvents'
+>;
 
 /** A processor's runtime and its HTTP endpoint (/metrics, /health, /ready, /admin/skip), wired as `holdback run` does. */
 export async function serve(

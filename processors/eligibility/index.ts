@@ -1,5 +1,7 @@
 export {
   createEligibilityProcessor,
+  DEFAULT_DEDUP,
+  type DedupWindow,
   decisionId,
   ELIGIBILITY_PROCESSOR_NAME,
   isoDay,

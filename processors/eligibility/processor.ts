@@ -19,7 +19,7 @@ import { TOPICS } from '../../schemas/topics';
 import type { Context, InputRecord, OutputRecord, Processor, StepResult } from '../api';
 import { InvariantViolation } from '../api';
 import { isMinor, mulDivFloor } from '../money';
-import { fitId } from '../ids';
+import { eventIdHash, fitId } from '../ids';
 import { computeFeatures, decisionFeatures, evaluate, type Evaluation } from './decide';
 import { closeLoan, markRefillSignalled, pendingRefills, updateLoan } from './loans';
 import { ELIGIBILITY_REASONS } from './reasons';
@@ -35,6 +35,8 @@ import {
   FLAG_ELIGIBLE,
   hash32,
   MAX_DAY,
+  MAX_DEDUP_EVENTS,
+  secondsOf,
   startOfDay,
   StateView,
   todayOf,
@@ -77,7 +79,36 @@ export function policyTag(version: string): number {
   return (hash32(7, version) % 0xffff) + 1;
 }
 
-export function createEligibilityProcessor(policy: EligibilityPolicy): Processor<EligibilityState> {
+/**
+ * The de-duplication window (README.md, "De-duplication"): each merchant remembers the event ids
+ * of its orders, sales, payouts and loan events whose occurred_at is within `horizonMinutes` of
+ * the newest it has seen, at most `maxEvents` of them.
+ */
+export interface DedupWindow {
+  readonly horizonMinutes: number;
+  readonly maxEvents: number;
+}
+
+export const DEFAULT_DEDUP: DedupWindow = { horizonMinutes: 60, maxEvents: 256 };
+
+interface Dedup {
+  readonly horizonSec: number;
+  readonly maxEvents: number;
+}
+
+export function createEligibilityProcessor(
+  policy: EligibilityPolicy,
+  window: DedupWindow = DEFAULT_DEDUP,
+): Processor<EligibilityState> {
+  if (!Number.isSafeInteger(window.horizonMinutes) || window.horizonMinutes < 1)
+    throw new Error(
+      `eligibility: the de-duplication horizon must be whole minutes >= 1, not ${window.horizonMinutes}`,
+    );
+  if (!Number.isSafeInteger(window.maxEvents) || window.maxEvents < 1 || window.maxEvents > MAX_DEDUP_EVENTS)
+    throw new Error(
+      `eligibility: the de-duplication window holds 1..${MAX_DEDUP_EVENTS} events, not ${window.maxEvents}`,
+    );
+  const dedup: Dedup = { horizonSec: window.horizonMinutes * 60, maxEvents: window.maxEvents };
   // One scratch record per processor: every step loads the state it is given into it.
   const view = new StateView();
   const tag = policyTag(policy.version);
@@ -86,7 +117,7 @@ export function createEligibilityProcessor(policy: EligibilityPolicy): Processor
     inputs: [TOPICS.orders, TOPICS.sales, TOPICS.payouts, TOPICS.loanEvents, TOPICS.loanStates],
     outputs: [TOPICS.eligibility],
     stateSerde: eligibilityStateSerde,
-    process: (state, input, ctx) => processInput(policy, tag, view, state, input, ctx),
+    process: (state, input, ctx) => processInput(policy, dedup, tag, view, state, input, ctx),
     // No timer past the last representable day: a tick there could not move the clock.
     timerAt: (s) => (windowsEmptyOf(s) || todayOf(s) >= MAX_DAY ? undefined : startOfDay(todayOf(s) + 1)),
     tick: (state, key, ctx) => {
@@ -260,6 +291,7 @@ function eventDay(v: StateView, at: number): number {
 
 function processInput(
   policy: EligibilityPolicy,
+  dedup: Dedup,
   tag: number,
   view: StateView,
   state: EligibilityState | undefined,
@@ -279,13 +311,22 @@ function processInput(
   if (!Number.isSafeInteger(p.at) || p.at < EPOCH_MS || dayOf(p.at) > MAX_DAY) {
     return reject('TIMESTAMP_OUT_OF_RANGE', `event time ${p.at} is outside 2000-01-01..2179-06-06`);
   }
-  const hash = p.eventId === null ? 0 : hash32(SEED[p.source], p.eventId);
+  const id = p.eventId === null ? null : eventIdHash(p.source, p.eventId);
+  const sec = secondsOf(p.at);
   // The clock moves to the event's day, but never more than a day past ctx.now.
   const day = Math.min(dayOf(Math.min(p.at, ctx.now + FUTURE_TOLERANCE_MS)), MAX_DAY);
   if (state === undefined) view.init(Math.max(day, 0));
   else {
     view.load(state);
-    if (hash !== 0 && view.seen(hash)) return { state, outputs: [] }; // the same event again
+    if (id !== null) {
+      const legacy = () => hash32(SEED[p.source], p.eventId!);
+      if (view.remembers(id.hi, id.lo, legacy)) return { state, outputs: [] }; // the same event again
+      // Not remembered, and no later than an event time already forgotten: it may be a re-send of
+      // an event counted then, so it is not counted now (loan events set, they do not count).
+      if (p.source !== SOURCE[TOPICS.loanEvents] && sec <= view.forgottenThrough) {
+        return reject('BEYOND_DEDUP_HORIZON', beyondHorizon(dedup, view, p, sec));
+      }
+    }
   }
   view.advanceTo(day);
   view.noteDay(Math.min(dayOf(p.at), view.today));
@@ -300,9 +341,20 @@ function processInput(
     }
   }
   p.apply(view, foreign, policy.loans.refillShareRepaidBps);
-  if (hash !== 0) view.remember(hash);
+  if (id !== null) view.remember(id.hi, id.lo, sec, dedup.horizonSec, dedup.maxEvents);
   const out = decide(policy, tag, view, input.key, p.source, p.triggerId, ctx.now);
   return { state: view.store(), outputs: out };
+}
+
+/** Why an event is not counted: what the merchant remembers, and how far behind the event is. */
+function beyondHorizon(dedup: Dedup, view: StateView, p: Parsed, sec: number): string {
+  const behind = Math.round((view.newest - sec) / 60);
+  return (
+    `event ${p.eventId} occurred ${behind} minutes before the merchant's newest event, at or before an ` +
+    `event time already forgotten: eligibility remembers the event ids of the last ` +
+    `${dedup.horizonSec / 60} minutes (at most ${dedup.maxEvents}), so this may be a re-send of an event ` +
+    'already counted and is not counted again'
+  );
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
- * One merchant's eligibility state: a fixed-layout binary record of STATE_BYTES bytes, held as a
- * one-byte (Latin-1) JavaScript string. A string of n Latin-1 characters is one flat heap object
+ * One merchant's eligibility state: a binary record of STATE_BYTES bytes (plus 12 per remembered
+ * event id), held as a one-byte (Latin-1) JavaScript string. A string of n Latin-1 characters is one flat heap object
  * of 16 + n bytes, with no backing store, embedder fields or ArrayBuffer behind it (a Uint8Array
  * per merchant costs about 470 bytes of overhead more: README.md, "Why a string"). Strings are
  * immutable, so a step cannot change the state it was given: it copies the record into its own
@@ -10,7 +10,7 @@
  *
  *   0  u8      layout version (1)
  *   1  u8      flags (FLAG_*)
- *   2  u8      last emitted grade (bits 0-2) | next idempotency slot (bits 3-5)
+ *   2  u8      last emitted grade (bits 0-2)
  *   3  3 bytes currency (ASCII), when FLAG_CURRENCY
  *   6  u16     events in another currency (saturating)
  *   8  u16     today: the merchant clock, days since 2000-01-01
@@ -26,13 +26,25 @@
  * 268  9 x u16  orders cancelled per block
  * 286  9 x u8   payouts failed per block
  * 295  3 x 11  loan slots: u32 hash of loan_id, u48 balance, u8 status | LOAN_* bits
- * 328  8 x u32  hashes of the last 8 event ids (0 = empty)
- * 360          end
+ * 328  u32     newest event time remembered, seconds since 2000-01-01 (rounded up)
+ * 332  u32     forgotten through: the latest event time whose id was forgotten (0 = none)
+ * 336          end of the fixed part (STATE_BYTES)
+ * 336  n x 12  the event ids remembered (the de-duplication window, README.md): u32 event time
+ *              (seconds, rounded up), then the first 8 bytes of the SHA-256 of source and
+ *              event_id; a layout 1 id (a 32-bit hash) has 0 there and its hash after it
+ *
+ * Layout 1 (issue 6) kept the last 8 event ids as 32-bit hashes in 32 bytes at 328; a state of
+ * that layout is converted on restore (eligibilityStateSerde.decode).
  */
 import { InvariantViolation, type StateSerde } from '../api';
 
-export const STATE_BYTES = 360;
-export const LAYOUT_VERSION = 1;
+/** The fixed part of a state; each remembered event id adds DEDUP_SLOT_BYTES. */
+export const STATE_BYTES = 336;
+export const LAYOUT_VERSION = 2;
+export const DEDUP_SLOT_BYTES = 12;
+/** Layout 1: a fixed 360 bytes, the last 8 event ids as 32-bit hashes at 328. */
+const V1_BYTES = 360;
+const V1_IDS = 8;
 
 export const DAY_MS = 86_400_000;
 /** Day 0 of the merchant clock: 2000-01-01T00:00Z, the earliest timestamp the contract allows. */
@@ -44,7 +56,8 @@ export const DAILY_DAYS = 30;
 export const BLOCK_DAYS = 10;
 export const BLOCKS = 9;
 export const LOAN_SLOTS = 3;
-export const IDEMPOTENCY_SLOTS = 8;
+/** The most event ids a window may be configured to hold (48 kB): bounds a state's size. */
+export const MAX_DEDUP_EVENTS = 4096;
 
 export const FLAG_CURRENCY = 1;
 export const FLAG_DECIDED = 2;
@@ -52,6 +65,8 @@ export const FLAG_ELIGIBLE = 4;
 export const FLAG_LOAN_OVERFLOW = 8;
 export const FLAG_WRITE_OFF = 16;
 export const FLAG_SATURATED = 32;
+/** Some remembered ids are layout 1's 32-bit hashes (a state restored from layout 1). */
+export const FLAG_LEGACY_IDS = 64;
 
 /** Loan slot status byte: bits 0-2 the LoanStatus index, then these bits. */
 export const LOAN_REFILL_REACHED = 8;
@@ -62,7 +77,7 @@ export const LOAN_STATUS_MASK = 7;
 
 const O_VERSION = 0;
 const O_FLAGS = 1;
-const O_GRADE_IDEM = 2;
+const O_GRADE = 2;
 const O_CURRENCY = 3;
 const O_OTHER_CCY = 6;
 const O_TODAY = 8;
@@ -79,9 +94,11 @@ const O_CANCELS = O_ORDERS + 2 * BLOCKS; // 268
 const O_FAILURES = O_CANCELS + 2 * BLOCKS; // 286
 const O_LOANS = O_FAILURES + BLOCKS; // 295
 const LOAN_BYTES = 11;
-const O_IDEM = O_LOANS + LOAN_BYTES * LOAN_SLOTS; // 328
-if (O_IDEM + 4 * IDEMPOTENCY_SLOTS !== STATE_BYTES)
-  throw new Error('eligibility state layout is inconsistent');
+const O_NEWEST = O_LOANS + LOAN_BYTES * LOAN_SLOTS; // 328
+const O_FORGOTTEN = O_NEWEST + 4; // 332
+const O_IDS = O_FORGOTTEN + 4; // 336
+if (O_IDS !== STATE_BYTES) throw new Error('eligibility state layout is inconsistent');
+const MAX_STATE_BYTES = STATE_BYTES + DEDUP_SLOT_BYTES * (MAX_DEDUP_EVENTS + 1);
 
 const I32_MAX = 0x7fffffff;
 const U32_MAX = 0xffffffff;
@@ -89,7 +106,7 @@ const U16_MAX = 0xffff;
 const U8_MAX = 0xff;
 const U48_MAX = 2 ** 48 - 1;
 
-/** The state as the runtime holds it: STATE_BYTES Latin-1 characters, one byte each. */
+/** The state as the runtime holds it: STATE_BYTES + 12n Latin-1 characters, one byte each. */
 export type EligibilityState = string & { readonly __eligibilityState: true };
 
 export type BlockCounter = 'captures' | 'refunds' | 'chargebacks' | 'orders' | 'cancels' | 'failures';
@@ -121,18 +138,25 @@ export class StateView {
   private readonly bytes: Buffer;
   private readonly dv: DataView;
 
+  /** Event ids remembered in the scratch copy. */
+  private ids = 0;
+
   constructor() {
-    const ab = new ArrayBuffer(STATE_BYTES);
+    const ab = new ArrayBuffer(MAX_STATE_BYTES);
     this.bytes = Buffer.from(ab);
     this.dv = new DataView(ab);
   }
 
   /** Copies `s` in; throws InvariantViolation if it is not a state of this layout. */
   load(s: EligibilityState): this {
-    if (s.length !== STATE_BYTES) {
-      throw new InvariantViolation(`eligibility state of ${s.length} characters, not ${STATE_BYTES}`);
+    const ids = (s.length - STATE_BYTES) / DEDUP_SLOT_BYTES;
+    if (!Number.isInteger(ids) || ids < 0 || ids > MAX_DEDUP_EVENTS) {
+      throw new InvariantViolation(
+        `eligibility state of ${s.length} characters, not ${STATE_BYTES} + ${DEDUP_SLOT_BYTES}n`,
+      );
     }
-    this.bytes.write(s, 0, STATE_BYTES, 'latin1');
+    this.bytes.write(s, 0, s.length, 'latin1');
+    this.ids = ids;
     if (this.bytes[O_VERSION] !== LAYOUT_VERSION) {
       throw new InvariantViolation(
         `eligibility state layout ${this.bytes[O_VERSION]}, not ${LAYOUT_VERSION}`,
@@ -143,7 +167,8 @@ export class StateView {
 
   /** A new, empty state whose clock and tenure start on `day`. */
   init(day: number): this {
-    this.bytes.fill(0);
+    this.bytes.fill(0, 0, STATE_BYTES);
+    this.ids = 0;
     this.bytes[O_VERSION] = LAYOUT_VERSION;
     this.dv.setUint16(O_TODAY, day, true);
     this.dv.setUint16(O_FIRST_DAY, day, true);
@@ -151,7 +176,7 @@ export class StateView {
   }
 
   store(): EligibilityState {
-    return this.bytes.toString('latin1', 0, STATE_BYTES) as EligibilityState;
+    return this.bytes.toString('latin1', 0, STATE_BYTES + DEDUP_SLOT_BYTES * this.ids) as EligibilityState;
   }
 
   // ---- header ----
@@ -198,7 +223,7 @@ export class StateView {
   }
 
   get lastGrade(): number {
-    return this.bytes[O_GRADE_IDEM]! & 7;
+    return this.bytes[O_GRADE]! & 7;
   }
 
   get lastLimit(): number {
@@ -225,7 +250,7 @@ export class StateView {
     this.dv.setUint16(O_REASONS, declineMask, true);
     this.setFlag(FLAG_DECIDED, true);
     this.setFlag(FLAG_ELIGIBLE, eligible);
-    this.bytes[O_GRADE_IDEM] = (this.bytes[O_GRADE_IDEM]! & ~7) | grade;
+    this.bytes[O_GRADE] = (this.bytes[O_GRADE]! & ~7) | grade;
     this.setU48(O_LAST_LIMIT, Math.min(limitMinor, U48_MAX));
     this.dv.setUint16(O_POLICY_TAG, policyTag, true);
   }
@@ -333,21 +358,88 @@ export class StateView {
     this.bytes[o + 10] = slot.bits;
   }
 
-  // ---- idempotency ----
+  // ---- de-duplication: the event ids remembered ----
 
-  /** True when `hash` is one of the last IDEMPOTENCY_SLOTS event ids remembered. */
-  seen(hash: number): boolean {
-    for (let i = 0; i < IDEMPOTENCY_SLOTS; i++)
-      if (this.dv.getUint32(O_IDEM + 4 * i, true) === hash) return true;
+  /** The latest event time whose id was forgotten (seconds): an unknown event at or before it may be a re-send. */
+  get forgottenThrough(): number {
+    return this.dv.getUint32(O_FORGOTTEN, true);
+  }
+
+  /** The newest event time remembered (seconds). */
+  get newest(): number {
+    return this.dv.getUint32(O_NEWEST, true);
+  }
+
+  get rememberedIds(): number {
+    return this.ids;
+  }
+
+  /**
+   * True when the event id is remembered: `hi`/`lo` are the first 8 bytes of its SHA-256;
+   * `legacy()` its layout 1 hash, asked for only while layout 1 ids are held.
+   */
+  remembers(hi: number, lo: number, legacy: () => number): boolean {
+    const old = this.hasFlag(FLAG_LEGACY_IDS) ? legacy() : -1;
+    for (let i = 0, o = O_IDS; i < this.ids; i++, o += DEDUP_SLOT_BYTES) {
+      const h = this.dv.getUint32(o + 4, true);
+      const l = this.dv.getUint32(o + 8, true);
+      if ((h === hi && l === lo) || (h === 0 && l === old)) return true;
+    }
     return false;
   }
 
-  /** Remembers `hash`, forgetting the oldest. */
-  remember(hash: number): void {
-    const b = this.bytes[O_GRADE_IDEM]!;
-    const next = (b >> 3) & 7;
-    this.dv.setUint32(O_IDEM + 4 * next, hash, true);
-    this.bytes[O_GRADE_IDEM] = (b & 7) | (((next + 1) % IDEMPOTENCY_SLOTS) << 3);
+  /**
+   * Remembers an event id at `sec`, then forgets the ids more than `horizonSec` older than the
+   * newest, and the oldest beyond `maxIds`: each forgotten time raises forgottenThrough, so an
+   * unknown event at or before it is known to be possibly a re-send.
+   */
+  remember(hi: number, lo: number, sec: number, horizonSec: number, maxIds: number): void {
+    this.writeId(this.ids++, sec, hi, lo);
+    const newest = Math.max(this.newest, sec);
+    this.dv.setUint32(O_NEWEST, newest, true);
+    let forgotten = this.forgottenThrough;
+    let kept = 0;
+    for (let i = 0; i < this.ids; i++) {
+      const t = this.idTime(i);
+      if (t + horizonSec < newest) forgotten = Math.max(forgotten, t);
+      else this.copyId(i, kept++);
+    }
+    this.ids = kept;
+    while (this.ids > maxIds) {
+      let oldest = 0;
+      for (let i = 1; i < this.ids; i++) if (this.idTime(i) < this.idTime(oldest)) oldest = i;
+      forgotten = Math.max(forgotten, this.idTime(oldest));
+      this.copyId(this.ids - 1, oldest);
+      this.ids--;
+    }
+    this.dv.setUint32(O_FORGOTTEN, forgotten, true);
+    if (this.hasFlag(FLAG_LEGACY_IDS)) {
+      let legacy = false;
+      for (let i = 0; i < this.ids && !legacy; i++)
+        legacy = this.dv.getUint32(O_IDS + DEDUP_SLOT_BYTES * i + 4, true) === 0;
+      if (!legacy) this.setFlag(FLAG_LEGACY_IDS, false);
+    }
+  }
+
+  private idTime(i: number): number {
+    return this.dv.getUint32(O_IDS + DEDUP_SLOT_BYTES * i, true);
+  }
+
+  private writeId(i: number, sec: number, hi: number, lo: number): void {
+    const o = O_IDS + DEDUP_SLOT_BYTES * i;
+    this.dv.setUint32(o, sec, true);
+    this.dv.setUint32(o + 4, hi, true);
+    this.dv.setUint32(o + 8, lo, true);
+  }
+
+  private copyId(from: number, to: number): void {
+    if (from !== to)
+      this.bytes.copy(
+        this.bytes,
+        O_IDS + DEDUP_SLOT_BYTES * to,
+        O_IDS + DEDUP_SLOT_BYTES * from,
+        O_IDS + DEDUP_SLOT_BYTES * (from + 1),
+      );
   }
 
   // ---- helpers ----
@@ -394,16 +486,27 @@ export function hash32(seed: number, s: string): number {
   return h === 0 ? 1 : h;
 }
 
+/** An event time in whole seconds since 2000-01-01, rounded up (so a forgotten time is never too early). */
+export function secondsOf(ms: number): number {
+  return Math.min(U32_MAX, Math.max(0, Math.ceil((ms - EPOCH_MS) / 1000)));
+}
+
 /**
  * The changelog format is the layout itself: encode is a Latin-1 copy of the string, decode
  * checks length and layout version and copies back. A record of another size or version stops
- * the restore loudly.
+ * the restore loudly. A layout 1 record (issue 6) is converted: its 8 event-id hashes are kept,
+ * as remembered at the end of its merchant's day (the latest they can be), so a re-send of one
+ * is still recognised.
  */
 export const eligibilityStateSerde: StateSerde<EligibilityState> = {
   encode: (s) => Buffer.from(s, 'latin1'),
   decode(bytes) {
-    if (bytes.length !== STATE_BYTES) {
-      throw new Error(`eligibility state: ${bytes.length} bytes, the layout has ${STATE_BYTES}`);
+    if (bytes[O_VERSION] === 1 && bytes.length === V1_BYTES) return fromLayout1(bytes);
+    const ids = (bytes.length - STATE_BYTES) / DEDUP_SLOT_BYTES;
+    if (!Number.isInteger(ids) || ids < 0 || ids > MAX_DEDUP_EVENTS) {
+      throw new Error(
+        `eligibility state: ${bytes.length} bytes, the layout has ${STATE_BYTES} + ${DEDUP_SLOT_BYTES}n`,
+      );
     }
     if (bytes[O_VERSION] !== LAYOUT_VERSION) {
       throw new Error(`eligibility state: unsupported layout version ${bytes[O_VERSION]}`);
@@ -411,3 +514,24 @@ export const eligibilityStateSerde: StateSerde<EligibilityState> = {
     return bytes.toString('latin1') as EligibilityState;
   },
 };
+
+function fromLayout1(v1: Buffer): EligibilityState {
+  const hashes: number[] = [];
+  for (let i = 0; i < V1_IDS; i++) {
+    const h = v1.readUInt32LE(O_NEWEST + 4 * i);
+    if (h !== 0) hashes.push(h);
+  }
+  const out = Buffer.alloc(STATE_BYTES + DEDUP_SLOT_BYTES * hashes.length);
+  v1.copy(out, 0, 0, O_NEWEST);
+  out[O_VERSION] = LAYOUT_VERSION;
+  out[O_GRADE] = v1[O_GRADE]! & 7; // bits 3-5 were layout 1's ring position
+  const endOfDay = secondsOf(EPOCH_MS + (out.readUInt16LE(O_TODAY) + 1) * DAY_MS);
+  out.writeUInt32LE(hashes.length > 0 ? endOfDay : 0, O_NEWEST);
+  hashes.forEach((h, i) => {
+    const o = O_IDS + DEDUP_SLOT_BYTES * i;
+    out.writeUInt32LE(endOfDay, o);
+    out.writeUInt32LE(h, o + 8);
+  });
+  if (hashes.length > 0) out[O_FLAGS] = out[O_FLAGS]! | FLAG_LEGACY_IDS;
+  return out.toString('latin1') as EligibilityState;
+}

@@ -97,7 +97,14 @@ function at(i: Input, ms: number): Input {
 
 const idOf = (i: Input): string => ('event_id' in i.value ? i.value.event_id : '');
 
-/** n copies of an input with distinct event ids (the processor remembers the last 8). */
+/** One second, in days. */
+const SEC = 1 / 86_400;
+
+/**
+ * n copies of an input with distinct event ids. The processor remembers at most 256 event ids per
+ * merchant: a burst of more events than that within one second would dead-letter the rest
+ * (BEYOND_DEDUP_HORIZON), so bursts here are one event per second.
+ */
 function times(n: number, f: (k: number) => Input): Input[] {
   return Array.from({ length: n }, (_, k) => f(k));
 }
@@ -134,8 +141,8 @@ interface Row {
 
 const ROWS: Row[] = [
   {
-    about: '1000 captures of 10^13 at one instant (a first day: every window one day long)',
-    history: times(1000, (k) => sale(B + 0.5, 'CAPTURED', MAX, { id: `c${k}` })),
+    about: '1000 captures of 10^13 in 1000 seconds (a first day: every window one day long)',
+    history: times(1000, (k) => sale(B + 0.5 + k * SEC, 'CAPTURED', MAX, { id: `c${k}` })),
     features: {
       net_sales_30d_minor: I32,
       captures_90d_minor: U32,
@@ -154,8 +161,8 @@ const ROWS: Row[] = [
     about: '1000 refunds and 1000 chargebacks of 10^13, no captures',
     history: [
       order(B, 'PLACED'),
-      ...times(1000, (k) => sale(B + 0.5, 'REFUNDED', MAX, { id: `r${k}` })),
-      ...times(1000, (k) => sale(B + 0.6, 'CHARGEBACK', MAX, { id: `b${k}` })),
+      ...times(1000, (k) => sale(B + 0.5 + k * SEC, 'REFUNDED', MAX, { id: `r${k}` })),
+      ...times(1000, (k) => sale(B + 0.6 + k * SEC, 'CHARGEBACK', MAX, { id: `b${k}` })),
     ],
     features: {
       net_sales_30d_minor: -I32,
@@ -242,9 +249,9 @@ const ROWS: Row[] = [
   {
     about: 'counters at saturation: 65,600 orders, 65,600 cancellations, 300 failed payouts',
     history: [
-      ...times(65_600, (k) => order(B + 0.5, 'PLACED', { n: k })),
-      ...times(65_600, (k) => order(B + 0.6, 'CANCELLED', { n: k })),
-      ...times(300, (k) => payout(B + 0.7, 'FAILED', { id: `f${k}` })),
+      ...times(65_600, (k) => order(B + 0.1 + k * SEC, 'PLACED', { n: k })),
+      ...times(65_600, (k) => order(B + 0.9 + k * SEC, 'CANCELLED', { n: k })),
+      ...times(300, (k) => payout(B + 1.7 + k * SEC, 'FAILED', { id: `f${k}` })),
     ],
     features: {
       orders_90d: U16,

@@ -1,11 +1,12 @@
-/** The state's fixed binary layout, its changelog serde, and the documentation of the codes. */
+/** The state's binary layout, its changelog serde, and the documentation of the codes. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { eligibilityStateSerde, STATE_BYTES, StateView } from '../../../processors/eligibility';
+import { DEDUP_SLOT_BYTES } from '../../../processors/eligibility/state';
 import { ELIGIBILITY_REASON_CODES } from '../../../schemas/reason-codes';
 import { dailySales, feed, funded, loanState, newDriver, order, payout, sale } from './fixtures';
 
-test('every state is exactly STATE_BYTES one-byte characters, and the serde round-trips it byte for byte', () => {
+test('every state is STATE_BYTES one-byte characters plus 12 per event id remembered, and the serde round-trips it byte for byte', () => {
   const driver = newDriver();
   feed(driver, [
     ...dailySales(0, 40, (d) => 1000 + d),
@@ -17,10 +18,14 @@ test('every state is exactly STATE_BYTES one-byte characters, and the serde roun
     loanState(39.9, 'L2', 'BEHIND', 10_000, 100),
   ]);
   const s = driver.state('M1')!;
-  expect(s.length).toBe(STATE_BYTES);
+  // Remembered: the event ids within an hour of the newest event that has one (FUNDED at day
+  // 39.85; a LoanState has no event_id), so only the FUNDED's.
+  const remembered = 1;
+  expect(s.length).toBe(STATE_BYTES + DEDUP_SLOT_BYTES * remembered);
+  expect(new StateView().load(s).rememberedIds).toBe(remembered);
   expect([...s].every((c) => c.charCodeAt(0) < 256)).toBe(true);
   const bytes = eligibilityStateSerde.encode(s);
-  expect(bytes.length).toBe(STATE_BYTES);
+  expect(bytes.length).toBe(s.length);
   expect(eligibilityStateSerde.decode(bytes)).toBe(s);
   // The scratch view reads back what was written.
   const v = new StateView().load(s);
@@ -32,7 +37,10 @@ test('the serde refuses a record of another size or layout version', () => {
   const s = new StateView().init(100).store();
   const bytes = eligibilityStateSerde.encode(s);
   expect(() => eligibilityStateSerde.decode(bytes.subarray(0, STATE_BYTES - 1))).toThrow(
-    `eligibility state: ${STATE_BYTES - 1} bytes, the layout has ${STATE_BYTES}`,
+    `eligibility state: ${STATE_BYTES - 1} bytes, the layout has ${STATE_BYTES} + ${DEDUP_SLOT_BYTES}n`,
+  );
+  expect(() => eligibilityStateSerde.decode(Buffer.concat([bytes, Buffer.alloc(5)]))).toThrow(
+    `eligibility state: ${STATE_BYTES + 5} bytes`,
   );
   const other = Buffer.from(bytes);
   other[0] = 9;
