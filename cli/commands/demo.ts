@@ -40,6 +40,7 @@ const RAW_TABLES = [
   'loan_states',
   'eligibility_decisions',
   'settlements',
+  'payout_decisions',
   'dead_letters',
 ] as const;
 const LOG_DIR = join(REPO_ROOT, '.holdback', 'demo');
@@ -354,7 +355,7 @@ async function report(
   const cohort = `merchant_id LIKE 'sim${s.seed}-%'`;
   const e = c.endpoints;
   const db = c.clickhouse.database;
-  const [grades, reasons, collections, loans, tables, mismatches, dead] = await Promise.all([
+  const [grades, reasons, collections, loans, tables, mismatches, dead, decided] = await Promise.all([
     rows<{ grade: string; eligible: number; merchants: string; limit_minor: string; currency: string }>(
       ch,
       `SELECT grade, eligible, count() AS merchants, sum(limit_minor) AS limit_minor, currency
@@ -393,6 +394,11 @@ async function report(
       ch,
       `SELECT reason_code, count() AS letters FROM ${db}.dead_letters
        WHERE failed_at_ms >= ${Date.now() - (o.duration + 600) * 1000} GROUP BY reason_code ORDER BY letters DESC`,
+    ),
+    rows<{ reason_code: string; payouts: string }>(
+      ch,
+      `SELECT reason_code, count() AS payouts FROM ${db}.payout_decisions
+       WHERE ${cohort} GROUP BY reason_code ORDER BY payouts DESC`,
     ),
   ]);
   const alerts = await fetch(`${e.alertmanagerUrl}/api/v2/alerts?active=true&silenced=false&inhibited=false`)
@@ -475,6 +481,9 @@ async function report(
     '',
     `Latency   Holdback's own, fetch to committed output (Prometheus): repayment p50 ${ms(p50[0])}, p99 ${ms(p99[0])}; ` +
       `eligibility p50 ${ms(p50[1])}, p99 ${ms(p99[1])}`,
+  );
+  out.push(
+    `Payouts       decided: ${decided.map((d) => `${d.reason_code} ${n(Number(d.payouts))}`).join(', ') || 'none yet'}  (one PayoutDecision per SCHEDULED, docs/reason-codes.md)`,
   );
   out.push(
     `Dead letters  ${dead.map((d) => `${d.reason_code} ${n(Number(d.letters))}`).join(', ') || 'none'}  (holdback dlq inspect)`,
