@@ -4,7 +4,9 @@
  * SHA-256 of its raw value, so that it can be matched without keeping it. The raw value itself
  * is kept only where configured (it may hold merchant data). The detail is cleaned: no control
  * characters, anything that looks like a credential redacted, and truncated.
- * The time of failure is an input (the runtime's clock).
+ * The time of failure is an input (the runtime's clock), and so is who wrote it: the processor
+ * that refused the record (`processor`), since several read the same input topics and share the
+ * DLQ.
  */
 import { redact } from './secrets';
 import { createHash } from 'node:crypto';
@@ -12,6 +14,11 @@ import { InvariantViolation } from '../processors/api';
 import type { DeadLetter } from '../schemas/generated/types';
 
 export interface DeadLetterOptions {
+  /**
+   * Who writes the dead letter: the processor that refused the record (its Processor.name, e.g.
+   * repayment or eligibility), also when an operator skips a record that stopped its partition.
+   */
+  readonly processor: string;
   /** Keep the raw value bytes in `payload` (default: no, only their hash). */
   readonly includePayload?: boolean;
   /** Longest detail kept, in characters (default 1024). */
@@ -65,7 +72,7 @@ export function buildDeadLetter(
   source: FailedSource,
   reason: DeadLetterReason,
   failedAt: number,
-  opts: DeadLetterOptions = {},
+  opts: DeadLetterOptions,
 ): DeadLetter {
   const offset = typeof source.offset === 'string' ? Number(source.offset) : source.offset;
   if (
@@ -78,6 +85,8 @@ export function buildDeadLetter(
       `not a Kafka position: ${source.topic}/${source.partition}@${source.offset}`,
     );
   }
+  if (opts.processor.length === 0)
+    throw new InvariantViolation('a dead letter names the processor that wrote it');
   const value = source.value ?? Buffer.alloc(0);
   const maxPayload = opts.maxPayloadBytes ?? DEFAULT_MAX_DLQ_PAYLOAD_BYTES;
   const keep = opts.includePayload === true && source.value !== null;
@@ -95,5 +104,6 @@ export function buildDeadLetter(
     payload_sha256: createHash('sha256').update(value).digest('hex'),
     payload: keep && !tooLarge ? Buffer.from(value) : null,
     failed_at: failedAt,
+    processor: opts.processor,
   };
 }

@@ -2,6 +2,7 @@
  * Binds the Avro codec (connectors/codec.ts) and the dead-letter builder to the runtime's
  * RuntimeCodec and DeadLetterSink: decode synchronously when the writer schema is cached (no
  * promise per record on the hot path), fetch it otherwise; a registry outage is transient.
+ * Every dead letter the sink writes names the processor it serves (DeadLetter.processor).
  */
 import { Codec, RegistryUnavailableError } from '../connectors/codec';
 import { buildDeadLetter } from '../connectors/dead-letter';
@@ -40,7 +41,14 @@ export function runtimeCodec(codec: Codec, clock: () => number): RuntimeCodec {
   };
 }
 
-export function deadLetterSink(codec: Codec, includePayload: boolean): DeadLetterSink {
+export interface DeadLetterSinkOptions {
+  /** The processor whose rejections these are: its Processor.name. */
+  readonly processor: string;
+  /** Keep the raw value bytes (--dlq-payload). */
+  readonly includePayload: boolean;
+}
+
+export function deadLetterSink(codec: Codec, o: DeadLetterSinkOptions): DeadLetterSink {
   return {
     topic: TOPICS.dlq,
     encode: (r: Rejected, now: number) =>
@@ -55,7 +63,7 @@ export function deadLetterSink(codec: Codec, includePayload: boolean): DeadLette
           },
           { reasonCode: r.reasonCode, detail: r.detail },
           now,
-          { includePayload },
+          { processor: o.processor, includePayload: o.includePayload },
         ),
       ),
   };

@@ -165,6 +165,20 @@ export const AS_OF_WALL: Readonly<Record<string, readonly string[]>> = {
 };
 const ALWAYS_WALL: Readonly<Record<string, readonly string[]>> = { [TOPICS.dlq]: ['failed_at'] };
 
+/**
+ * The published records of `topic` as compared with a rebuild of `processor`: a dead letter
+ * written before contract v1.2 names no processor (null) and is compared as if `processor` had
+ * written it, so that an upgrade alone does not make a rebuild differ. Other records as they are.
+ */
+export function asPublishedBy(topic: string, records: readonly unknown[], processor: string): unknown[] {
+  if (topic !== TOPICS.dlq) return [...records];
+  return records.map((r) =>
+    r !== null && typeof r === 'object' && (r as { processor?: unknown }).processor == null
+      ? { ...r, processor }
+      : r,
+  );
+}
+
 /** What is compared on `topic` under the given clock. */
 export function ignoredFields(topic: string, clock: 'wall' | 'stream'): readonly string[] {
   return [...(clock === 'wall' ? (AS_OF_WALL[topic] ?? []) : []), ...(ALWAYS_WALL[topic] ?? [])];

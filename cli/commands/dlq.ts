@@ -1,9 +1,10 @@
 /**
  * `holdback dlq inspect | replay | skip`: a dead letter is never a dead end. inspect lists what was
  * rejected and why; replay re-publishes chosen dead letters' original bytes to their source topic
- * after a fix (a schema registered, a currency added, a processor corrected). Replay needs the
- * payload: processors keep it with `--dlq-payload`; otherwise only its SHA-256 is there and the
- * producer must re-send. Replayed records are ordinary input again: if they are still bad they
+ * after a fix (a schema registered, a currency added, a processor corrected). Each letter names the
+ * processor that wrote it (both read the payouts and loan events), which inspect shows and filters
+ * by. Replay needs the payload: processors keep it with `--dlq-payload`; otherwise only its SHA-256
+ * is there and the producer must re-send. Replayed records are ordinary input again: if they are still bad they
  * come back to the DLQ, and an event replayed twice is one event (event_id).
  */
 import { Kafka, logLevel, type Message } from 'kafkajs';
@@ -31,6 +32,7 @@ export interface DeadLetterEntry {
 
 interface Filters {
   reason?: string;
+  processor?: string;
   sourceTopic?: string;
   offsets?: Set<string>;
 }
@@ -38,6 +40,7 @@ interface Filters {
 function matches(e: DeadLetterEntry, f: Filters): boolean {
   return (
     (f.reason === undefined || e.letter.reason_code === f.reason) &&
+    (f.processor === undefined || e.letter.processor === f.processor) &&
     (f.sourceTopic === undefined || e.letter.source_topic === f.sourceTopic) &&
     (f.offsets === undefined || f.offsets.has(`${e.partition}:${e.offset}`))
   );
@@ -92,6 +95,7 @@ const FILTER_PLACEHOLDERS = {
 const INSPECT_OPTIONS = z
   .object({
     ...FILTERS,
+    processor: z.string().min(1).optional(),
     limit: z.coerce.number().int().min(0).default(50),
     json: z.stringbool().default(false),
   })
@@ -104,6 +108,7 @@ type Chosen = z.infer<typeof INSPECT_OPTIONS> | z.infer<typeof REPLAY_OPTIONS>;
 function filtersOf(o: Chosen): Filters {
   return {
     reason: o.reason,
+    processor: 'processor' in o ? o.processor : undefined,
     sourceTopic: o.sourceTopic,
     offsets: o.offset ? new Set(o.offset.split(',').map((s) => s.trim())) : undefined,
   };
@@ -128,9 +133,15 @@ function create(): HoldbackCommand {
       'Lists the dead letters on the DLQ topic and why they were rejected; filters combine with AND.',
     );
   const inspectOptions = inspect.schemaOptions(INSPECT_OPTIONS, {
-    help: { ...FILTER_HELP, limit: 'show at most this many', json: 'one JSON object per line' },
+    help: {
+      ...FILTER_HELP,
+      processor:
+        'only dead letters this processor wrote (repayment, eligibility; letters written before contract v1.2 name none)',
+      limit: 'show at most this many',
+      json: 'one JSON object per line',
+    },
     booleans: new Set(['json'] as const),
-    placeholder: FILTER_PLACEHOLDERS,
+    placeholder: { ...FILTER_PLACEHOLDERS, processor: 'name' },
   });
   inspect.addHelpText('after', CONNECTIONS).runs(async (cmd) => {
     const o = inspectOptions(cmd);
@@ -150,7 +161,7 @@ function create(): HoldbackCommand {
     for (const x of chosen.slice(0, o.limit)) {
       const l = x.letter;
       console.log(
-        `${`${x.partition}:${x.offset}`.padEnd(10)} ${new Date(l.failed_at).toISOString()} ${l.reason_code.padEnd(24)} ` +
+        `${`${x.partition}:${x.offset}`.padEnd(10)} ${new Date(l.failed_at).toISOString()} ${(l.processor ?? '-').padEnd(11)} ${l.reason_code.padEnd(24)} ` +
           `${l.source_topic}/${l.partition}@${l.offset} ${l.payload ? 'payload' : 'hash-only'}  ${l.detail}`,
       );
     }

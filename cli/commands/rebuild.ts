@@ -19,6 +19,7 @@ import { SchemaRegistryClient } from '../../connectors/registry';
 import { PROCESSORS } from '../../processors';
 import { checkRunOptions, RUN_OPTION_HELP, RUN_OPTIONS } from '../../runtime/config';
 import {
+  asPublishedBy,
   awaitSettled,
   boundsMoved,
   compareRecords,
@@ -189,7 +190,7 @@ async function rebuildProcessor(name: string, options: z.infer<typeof REBUILD_OP
       comparisons.push(
         compareRecords(
           topic,
-          published,
+          asPublishedBy(topic, published, processor.name),
           rebuilt,
           ignoredFields(topic, options.clock),
           topic === TOPICS.dlq ? 'contained' : 'equal',

@@ -175,7 +175,7 @@ export async function serve(
     applicationId,
     topicPrefix: options.topicPrefix,
     codec: runtimeCodec(codec, rulesClock),
-    deadLetters: deadLetterSink(codec, options.dlqPayload),
+    deadLetters: deadLetterSink(codec, { processor: processor.name, includePayload: options.dlqPayload }),
     clock,
     rulesClock,
     guarantee: options.guarantee,

@@ -2,8 +2,10 @@
  * Versioned ClickHouse migrations: connectors/clickhouse/migrations/NNNN_name.sql, applied in
  * order, each recorded in `<database>.schema_migrations` (version, name, checksum) once all its
  * statements ran. `{db}` in a file is the target database. Every statement is idempotent
- * (IF NOT EXISTS), so a migration interrupted half-way is simply run again; an applied migration
- * whose file has changed since is refused (write a new migration instead).
+ * (IF NOT EXISTS; an `ALTER TABLE ... ADD COLUMN` of one column is skipped when the column is
+ * there, as 18.16 has no ADD COLUMN IF NOT EXISTS), so a migration interrupted half-way is simply
+ * run again; an applied migration whose file has changed since is refused (write a new migration
+ * instead).
  *
  * The SQL is kept to what ClickHouse 18.16 (Debian, the local stack) and 25.8 (docker-compose)
  * both accept: README.md lists what that rules out.
@@ -82,6 +84,31 @@ export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {
   return migrations;
 }
 
+const ADD_COLUMN = /^ALTER TABLE \{db\}\.(\w+) ADD COLUMN (?!IF )(\w+) [^,]+$/;
+
+/**
+ * The table and column of an `ALTER TABLE {db}.<table> ADD COLUMN <column> <type>` statement (one
+ * column, no comma), which migrate() skips when the column exists already; undefined otherwise.
+ */
+export function addedColumn(statement: string): { table: string; column: string } | undefined {
+  const m = ADD_COLUMN.exec(statement);
+  return m ? { table: m[1]!, column: m[2]! } : undefined;
+}
+
+async function hasColumn(
+  client: ClickHouseClient,
+  db: string,
+  { table, column }: { table: string; column: string },
+): Promise<boolean> {
+  const rows = await (
+    await client.query({
+      query: `SELECT count() AS n FROM system.columns WHERE database = '${db}' AND table = '${table}' AND name = '${column}'`,
+      format: 'JSONEachRow',
+    })
+  ).json<{ n: string | number }>();
+  return Number(rows[0]?.n ?? 0) > 0;
+}
+
 export function bind(statement: string, database: string): string {
   return statement.replace(/\{db\}/g, checkDatabaseName(database));
 }
@@ -142,7 +169,11 @@ export async function migrate(
       }
       continue;
     }
-    for (const statement of m.statements) await client.command({ query: bind(statement, db) });
+    for (const statement of m.statements) {
+      const added = addedColumn(statement);
+      if (added && (await hasColumn(client, db, added))) continue; // ran before an interruption
+      await client.command({ query: bind(statement, db) });
+    }
     await client.insert({
       table: `${db}.${MIGRATIONS_TABLE}`,
       format: 'JSONEachRow',

@@ -198,6 +198,7 @@ const mappers: { [T in TopicName]: { table: string; map: Mapper<T> } } = {
       payload_sha256: v.payload_sha256,
       payload_kept: v.payload === null ? 0 : 1,
       failed_at_ms: v.failed_at,
+      processor: v.processor,
     }),
   },
 };

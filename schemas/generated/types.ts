@@ -18,6 +18,8 @@ export interface DeadLetter {
   payload: null | Buffer;
   /** When it was rejected (the runtime's clock). */
   failed_at: number;
+  /** Who wrote it: the processor that refused the record (repayment, eligibility), also for an operator's skip; null in dead letters written before contract v1.2. */
+  processor: null | string;
 }
 
 export const DeductionTypeValues = ['WITHHOLD', 'REVERSAL'] as const;

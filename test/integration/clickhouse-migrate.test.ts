@@ -52,6 +52,7 @@ test('the CLI applies every migration once; a second run applies nothing and cha
   expect(first.stdout).toMatch(/applied 0001_raw_tables/);
   expect(first.stdout).toMatch(/applied 0002_aggregates/);
   expect(first.stdout).toMatch(/applied 0003_payout_decisions/);
+  expect(first.stdout).toMatch(/applied 0004_dead_letter_processor/);
   const after1 = await tables(d);
   for (const t of [
     ...RAW_TABLES,
@@ -66,7 +67,7 @@ test('the CLI applies every migration once; a second run applies nothing and cha
   ])
     expect(after1).toContain(t);
   const second = await run(process.execPath, [cli, 'clickhouse', 'migrate', `--database=${d}`]);
-  expect(second.stdout).toMatch(/up to date \(3 migrations applied earlier\)/);
+  expect(second.stdout).toMatch(/up to date \(4 migrations applied earlier\)/);
   expect(await tables(d)).toEqual(after1);
   const recorded = await rowsOf<{ version: number; name: string }>(
     client,
@@ -76,28 +77,29 @@ test('the CLI applies every migration once; a second run applies nothing and cha
     { version: 1, name: 'raw_tables' },
     { version: 2, name: 'aggregates' },
     { version: 3, name: 'payout_decisions' },
+    { version: 4, name: 'dead_letter_processor' },
   ]);
   const status = await run(process.execPath, [cli, 'clickhouse', 'status', `--database=${d}`]);
-  expect(status.stdout).toMatch(/3 migrations applied, 0 pending/);
+  expect(status.stdout).toMatch(/4 migrations applied, 0 pending/);
 }, 60_000);
 
 test('a new numbered migration is applied alone; an edited applied one is refused', async () => {
   const d = db('versions');
   const base = loadMigrations();
-  expect(base.map((m) => m.version)).toEqual([1, 2, 3]);
+  expect(base.map((m) => m.version)).toEqual([1, 2, 3, 4]);
   expect((await migrate(client, d, base.slice(0, 1))).applied.map((m) => m.version)).toEqual([1]);
   expect(await tables(d)).not.toContain('daily_collections');
   const probe = parseMigration(
-    '0004_probe.sql',
+    '0005_probe.sql',
     'CREATE TABLE IF NOT EXISTS {db}.probe (x UInt8) ENGINE = MergeTree ORDER BY x;\n',
   );
   const r = await migrate(client, d, [...base, probe]);
-  expect(r.applied.map((m) => m.version)).toEqual([2, 3, 4]);
+  expect(r.applied.map((m) => m.version)).toEqual([2, 3, 4, 5]);
   expect(r.alreadyApplied).toBe(1);
   expect(await tables(d)).toEqual(expect.arrayContaining(['daily_collections', 'probe']));
 
   const edited = parseMigration(
-    '0004_probe.sql',
+    '0005_probe.sql',
     'CREATE TABLE IF NOT EXISTS {db}.probe (x UInt16) ENGINE = MergeTree ORDER BY x;\n',
   );
   await expect(migrate(client, d, [...base, edited])).rejects.toThrow(/applied migrations are immutable/);
@@ -109,7 +111,10 @@ test('a database migrated before payout decisions gets 0003 alone; the sink can 
   await migrate(client, d, base.slice(0, 2));
   expect(await tables(d)).not.toContain('payout_decisions');
   const r = await migrate(client, d);
-  expect(r.applied.map((m) => `${m.version}_${m.name}`)).toEqual(['3_payout_decisions']);
+  expect(r.applied.map((m) => `${m.version}_${m.name}`)).toEqual([
+    '3_payout_decisions',
+    '4_dead_letter_processor',
+  ]);
   expect(r.alreadyApplied).toBe(2);
   // What the sink's RowBinary layout is built from: the insertable columns and their types.
   const described = await rowsOf<{ name: string; type: string; default_type: string }>(
@@ -147,8 +152,68 @@ test('a migration interrupted half-way is completed by the next run', async () =
   await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${d}` });
   for (const s of first!.statements.slice(0, 3)) await client.command({ query: s.replace(/\{db\}/g, d) });
   const r = await migrate(client, d);
-  expect(r.applied.map((m) => m.version)).toEqual([1, 2, 3]);
+  expect(r.applied.map((m) => m.version)).toEqual([1, 2, 3, 4]);
   expect(await tables(d)).toEqual(expect.arrayContaining([...RAW_TABLES]));
+});
+
+test('a database migrated before DeadLetter.processor gets 0004 alone: old rows NULL, new rows keep it', async () => {
+  const d = db('processor');
+  const base = loadMigrations();
+  await migrate(client, d, base.slice(0, 3));
+  const row = (offset: number) => ({
+    _topic: 'holdback.dlq.v1',
+    _partition: 0,
+    _offset: offset,
+    _timestamp_ms: 1,
+    source_topic: 'marketplace.payouts.v1',
+    source_partition: 0,
+    source_offset: offset,
+    reason_code: 'WRONG_PARTITION',
+    detail: 'd',
+    payload_sha256: 'ab'.repeat(32),
+    payload_kept: 0,
+    failed_at_ms: 1,
+  });
+  await client.insert({ table: `${d}.dead_letters`, format: 'JSONEachRow', values: [row(0)] });
+  const r = await migrate(client, d);
+  expect(r.applied.map((m) => `${m.version}_${m.name}`)).toEqual(['4_dead_letter_processor']);
+  const described = await rowsOf<{ name: string; type: string; default_type: string }>(
+    client,
+    `DESCRIBE TABLE ${d}.dead_letters`,
+  );
+  expect(described.find((c) => c.name === 'processor')).toMatchObject({
+    type: 'Nullable(String)',
+    default_type: '',
+  });
+  await client.insert({
+    table: `${d}.dead_letters`,
+    format: 'JSONEachRow',
+    values: [{ ...row(1), processor: 'repayment' }],
+  });
+  expect(
+    await rowsOf<{ source_offset: string | number; processor: string | null }>(
+      client,
+      `SELECT source_offset, processor FROM ${d}.dead_letters ORDER BY source_offset`,
+    ),
+  ).toEqual([
+    { source_offset: expect.anything(), processor: null },
+    { source_offset: expect.anything(), processor: 'repayment' },
+  ]);
+});
+
+test('an ADD COLUMN that ran before an interruption is skipped on the next run (18.16 has no IF NOT EXISTS)', async () => {
+  const d = db('resume_alter');
+  const base = loadMigrations();
+  await migrate(client, d, base.slice(0, 3));
+  // 0004's ALTER ran, but the migration was not recorded.
+  for (const s of base[3]!.statements) await client.command({ query: s.replace(/\{db\}/g, d) });
+  const r = await migrate(client, d);
+  expect(r.applied.map((m) => m.version)).toEqual([4]);
+  const columns = await rowsOf<{ name: string }>(
+    client,
+    `SELECT name FROM system.columns WHERE database = '${d}' AND table = 'dead_letters' AND name = 'processor'`,
+  );
+  expect(columns).toHaveLength(1);
 });
 
 test('migrations are numbered without gaps; loading refuses a gap', () => {

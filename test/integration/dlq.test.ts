@@ -1,7 +1,8 @@
 /**
  * A dead letter is never a dead end: a lender's PAUSED that arrives before its loan's FUNDED is
- * rejected (UNKNOWN_LOAN, payload kept); once FUNDED has arrived, `holdback dlq inspect` shows it
- * and `holdback dlq replay` re-publishes it, and the processor accepts it.
+ * rejected (UNKNOWN_LOAN, payload kept); once FUNDED has arrived, `holdback dlq inspect` shows it,
+ * with the processor that wrote it (and filters by it), and `holdback dlq replay` re-publishes it,
+ * and the processor accepts it.
  */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -81,8 +82,15 @@ test('inspect shows a rejected event with its reason; replay after the fix gets 
         reason_code: 'UNKNOWN_LOAN',
         source_topic: TOPICS.loanEvents,
         payload_kept: true,
+        processor: 'repayment',
       }),
     ]);
+    const byRepayment = holdback('dlq', 'inspect', `--topic-prefix=${prefix}`, '--processor', 'repayment');
+    expect(byRepayment).toMatch(/^1 dead letters, UNKNOWN_LOAN: 1\n/);
+    expect(byRepayment).toMatch(/ repayment +UNKNOWN_LOAN +lending\.loans\.v1\//);
+    expect(holdback('dlq', 'inspect', `--topic-prefix=${prefix}`, '--processor=eligibility')).toBe(
+      '0 dead letters\n',
+    );
     expect(holdback('dlq', 'replay', `--topic-prefix=${prefix}`, '--reason', 'UNKNOWN_LOAN')).toMatch(
       /replayed 1 dead letters/,
     );

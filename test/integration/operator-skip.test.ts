@@ -145,6 +145,8 @@ describe.each(['kafkajs', 'rdkafka'])('on the %s transport', (transport) => {
         offset: 1,
         reason_code: 'OPERATOR_SKIPPED',
         payload_sha256: task!.stoppedAt!.payloadSha256,
+        // The processor whose partition was stopped.
+        processor: 'repayment',
       });
       expect(dlq[0]!.detail).toContain('test: the record is judged wrong');
       expect(dlq[0]!.detail).toContain(`payout ${poison} breaks an invariant`);

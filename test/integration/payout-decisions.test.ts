@@ -131,13 +131,15 @@ describe.each(['kafkajs', 'rdkafka'])('on the %s transport', (transport) => {
         withheld_minor: 0,
       });
 
-      // The misrouted payout: dead-lettered from the partition it was put in, nothing withheld.
+      // The misrouted payout: dead-lettered from the partition it was put in, nothing withheld,
+      // by the repayment processor (the letter says so: eligibility reads payouts too).
       const expected = partitionOfKey(Buffer.from(M, 'utf8'), partitions);
       expect(dead).toHaveLength(1);
       expect(dead[0]).toMatchObject({
         source_topic: TOPICS.payouts,
         partition: crcPartition(M),
         reason_code: 'WRONG_PARTITION',
+        processor: 'repayment',
       });
       expect(dead[0]!.detail).toContain(`expected partition ${expected}`);
       const deductions = await readAll(prefix, TOPICS.deductions, codec);

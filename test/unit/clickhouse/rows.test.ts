@@ -10,12 +10,20 @@ import { fromAvroJson } from './fixtures';
 
 /**
  * Columns an insert must carry, per raw table (a table with the Kafka position `_offset`), read
- * from every migration (MATERIALIZED ones excluded; aggregates and views are not raw tables).
+ * from every migration in order: a CREATE TABLE's columns, then those a later ALTER TABLE ... ADD
+ * COLUMN appends (MATERIALIZED ones excluded; aggregates and views are not raw tables).
  */
 function insertableColumnTypes(): Map<string, Array<[string, string]>> {
   const out = new Map<string, Array<[string, string]>>();
   for (const m of loadMigrations()) {
     for (const s of m.statements) {
+      const added = /^ALTER TABLE \{db\}\.(\w+) ADD COLUMN (\w+) (.+)$/.exec(s);
+      if (added) {
+        const cols = out.get(added[1]!);
+        if (!cols) throw new Error(`migration ${m.version} adds a column to ${added[1]}, not a raw table`);
+        if (!/ MATERIALIZED /.test(` ${added[3]!} `)) cols.push([added[2]!, added[3]!]);
+        continue;
+      }
       const t = /CREATE TABLE IF NOT EXISTS \{db\}\.(\w+)\s*\(([\s\S]*?)\)\s*ENGINE/.exec(s);
       if (!t) continue;
       const cols = t[2]!
@@ -190,22 +198,29 @@ test('eligibility features become two arrays sorted by name; eligible becomes 0/
 });
 
 test('dead letters keep the hash and whether a payload was kept, never the payload', () => {
-  const row = toRow(
-    TOPICS.dlq,
-    {
-      source_topic: TOPICS.payouts,
-      partition: 2,
-      offset: 9,
-      reason_code: 'BAD_MAGIC_BYTE',
-      detail: 'first byte 1, not 0',
-      payload_sha256: 'ab'.repeat(32),
-      payload: Buffer.from('secret'),
-      failed_at: 7,
-    },
-    { topic: TOPICS.dlq, partition: 0, offset: 0, timestampMs: 0 },
-  );
+  const letter = {
+    source_topic: TOPICS.payouts,
+    partition: 2,
+    offset: 9,
+    reason_code: 'BAD_MAGIC_BYTE',
+    detail: 'first byte 1, not 0',
+    payload_sha256: 'ab'.repeat(32),
+    payload: Buffer.from('secret'),
+    failed_at: 7,
+    processor: 'eligibility',
+  };
+  const at = { topic: TOPICS.dlq, partition: 0, offset: 0, timestampMs: 0 } as const;
+  const row = toRow(TOPICS.dlq, letter, at);
   expect(row['payload_kept']).toBe(1);
   expect(JSON.stringify(row)).not.toContain('secret');
   expect(row['source_partition']).toBe(2);
   expect(row['source_offset']).toBe(9);
+  expect(row['processor']).toBe('eligibility');
+  // A letter written before contract v1.2 names no processor: NULL in ClickHouse.
+  expect(toRow(TOPICS.dlq, { ...letter, processor: null }, at)['processor']).toBeNull();
+});
+
+test('dead_letters.processor is a Nullable(String) added by 0004, after the columns 0001 created', () => {
+  const cols = insertableColumnTypes().get('dead_letters')!;
+  expect(cols.at(-1)).toEqual(['processor', 'Nullable(String)']);
 });

@@ -349,6 +349,8 @@ export function clickhouseWorkload(o: {
         payload_sha256: 'ab'.repeat(32),
         payload: rng.chance(0.5) ? Buffer.from('raw') : null,
         failed_at: fundedAt + 5,
+        // Either processor, or none (a letter written before contract v1.2).
+        processor: (['repayment', 'eligibility', null] as const)[m % 3]!,
       });
       counts.dead_letters++;
     }

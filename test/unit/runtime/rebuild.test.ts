@@ -1,5 +1,5 @@
 import { command } from '../../../cli/commands/rebuild';
-import { compareRecords, ignoredFields } from '../../../runtime/rebuild';
+import { asPublishedBy, compareRecords, ignoredFields } from '../../../runtime/rebuild';
 import { RECORD_SCHEMAS } from '../../../schemas/contract';
 import type { RecordName } from '../../../schemas/generated/types';
 import { TOPIC_SPECS, TOPICS } from '../../../schemas/topics';
@@ -57,6 +57,30 @@ test("the DLQ is compared as contained: other processors' letters may be there t
   expect(ok.matches).toBe(true);
   const bad = compareRecords(TOPICS.dlq, [letter(1)], [letter(3)], ignore, 'contained');
   expect(bad).toMatchObject({ matches: false, onlyRebuiltCount: 1 });
+});
+
+test('a published letter from before contract v1.2 (no processor) counts as written by the rebuilt processor', () => {
+  const letter = (offset: number, processor: string | null) => ({
+    source_topic: TOPICS.payouts,
+    offset,
+    failed_at: 1,
+    processor,
+  });
+  const ignore = ignoredFields(TOPICS.dlq, 'stream');
+  const published = asPublishedBy(
+    TOPICS.dlq,
+    [letter(1, null), letter(2, 'eligibility'), letter(3, 'repayment')],
+    'repayment',
+  );
+  expect(published).toEqual([letter(1, 'repayment'), letter(2, 'eligibility'), letter(3, 'repayment')]);
+  const rebuilt = [letter(1, 'repayment'), letter(3, 'repayment')];
+  expect(compareRecords(TOPICS.dlq, published, rebuilt, ignore, 'contained').matches).toBe(true);
+  // Another processor's letter does not stand for this one's.
+  const other = compareRecords(TOPICS.dlq, published, [letter(2, 'repayment')], ignore, 'contained');
+  expect(other).toMatchObject({ matches: false, onlyRebuiltCount: 1 });
+  // Other topics are compared as published.
+  const d = { deduction_id: 'x', processor: null };
+  expect(asPublishedBy(TOPICS.deductions, [d], 'repayment')).toEqual([d]);
 });
 
 test('under --clock=stream the as-of-now fields are compared too', () => {
