@@ -31,6 +31,10 @@ fi
 # a venv, a go build and a mvn package, each rebuilt only when its sources changed.
 source "$ROOT/scripts/examples-setup.sh"
 
+# Current ClickHouse engines in process (chDB: 25.8, the compose image's, and 26.9) for the SQL
+# checks of the migrations; the local server is 18.16.
+source "$ROOT/scripts/chdb-setup.sh"
+
 say "lint and type checks"
 npx eslint . --max-warnings=0
 npx prettier --check . --log-level=warn

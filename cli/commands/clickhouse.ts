@@ -190,7 +190,7 @@ function create(): HoldbackCommand {
     .command('status')
     .summary('migrations applied, rows per table, lag behind Kafka; exits 1 with migrations pending')
     .description(
-      'Migrations applied, rows per table and how far each table is behind Kafka; exits 1  while migrations are pending.',
+      'Migrations applied, rows per table and how far each table is behind Kafka; exits 1 while migrations are pending.',
     );
   const statusOptions = status.schemaOptions(STATUS_OPTIONS, {
     help: OPTION_HELP,

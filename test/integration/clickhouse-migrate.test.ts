@@ -145,6 +145,27 @@ test('a database migrated before payout decisions gets 0003 alone; the sink can 
   ]);
 });
 
+test('a database that applied 0002 before its fix for current ClickHouse versions is up to date', async () => {
+  // 0002 was corrected (aliases on its join, which 20.x and later require); a database that applied
+  // the former text recorded its checksum, listed in migrate.ts as one of 0002's.
+  const d = db('rewritten');
+  const [first, second, ...rest] = loadMigrations();
+  const former = readFileSync(join(MIGRATIONS_DIR, '0002_aggregates.sql'), 'utf8')
+    .replace(') AS loans\nANY LEFT JOIN', ')\nANY LEFT JOIN')
+    .replace(') AS grades USING (merchant_id)', ') USING (merchant_id)');
+  const old = parseMigration('0002_aggregates.sql', former);
+  expect(old.checksum).toBe('4bb34acb2e384ee1');
+  await migrate(client, d, [first!, old]);
+  const r = await migrate(client, d, [first!, second!, ...rest]);
+  expect(r.applied.map((m) => m.version)).toEqual([3, 4]);
+  expect(r.alreadyApplied).toBe(2);
+  // Any other change to an applied migration is still refused.
+  const edited = parseMigration('0002_aggregates.sql', `${former}\n-- edited\n`);
+  await expect(migrate(client, d, [first!, edited, ...rest])).rejects.toThrow(
+    /applied migrations are immutable/,
+  );
+});
+
 test('a migration interrupted half-way is completed by the next run', async () => {
   const d = db('resume');
   const [first] = loadMigrations();

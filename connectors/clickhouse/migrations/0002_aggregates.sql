@@ -146,13 +146,13 @@ FROM
         argMax(currency, version) AS currency
     FROM {db}.loan_states_latest
     GROUP BY loan_id
-)
+) AS loans
 ANY LEFT JOIN
 (
     SELECT merchant_id, argMax(grade, position) AS grade
     FROM {db}.eligibility_latest
     GROUP BY merchant_id
-) USING (merchant_id)
+) AS grades USING (merchant_id)
 GROUP BY grade, status, currency;
 
 -- Reconciliation mismatches: SETTLED payouts whose reported withholding differs from what
