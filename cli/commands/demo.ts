@@ -27,22 +27,11 @@ import {
   type Connections,
 } from '../../connectors/connections';
 import { SchemaRegistryClient } from '../../connectors/registry';
+import { RAW_TABLES } from '../../connectors/clickhouse/rows';
 import { simulate, type SimulationProgress, type SimulationSummary } from '../../simulator';
 import { REPO_ROOT } from '../../stack/paths';
 import { commandModule, HoldbackCommand } from '../program';
 
-const RAW_TABLES = [
-  'orders',
-  'sales',
-  'payouts',
-  'loan_events',
-  'deductions',
-  'loan_states',
-  'eligibility_decisions',
-  'settlements',
-  'payout_decisions',
-  'dead_letters',
-] as const;
 const LOG_DIR = join(REPO_ROOT, '.holdback', 'demo');
 /** Fixed metrics ports, so the summary can name them (and Prometheus finds them by file_sd). */
 const PORTS = { repayment: 19101, eligibility: 19102, sink: 19103 } as const;
