@@ -120,7 +120,8 @@ describe.each(['kafkajs', 'rdkafka'])('on the %s transport', (transport) => {
         const deductions = (await readAll(prefix, TOPICS.deductions, codec)) as Deduction[];
         const loanStates = (await readAll(prefix, TOPICS.loanStates, codec)) as LoanState[];
         const settlements = (await readAll(prefix, TOPICS.settlements, codec)) as PayoutSettlement[];
-        expect(verifyRepayment({ deductions, loanStates }, burst.expected)).toEqual([]);
+        const decisions = await readAll(prefix, TOPICS.payoutDecisions, codec);
+        expect(verifyRepayment({ deductions, loanStates, decisions }, burst.expected)).toEqual([]);
         results.push({
           deductions: deductions.map(stable).sort(),
           settlements: settlements.map(stable).sort(),

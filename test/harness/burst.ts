@@ -147,5 +147,6 @@ export function inTimeOrder(inputs: readonly WorkloadEvent[]): Outputs {
   return {
     deductions: driver.outputs(TOPICS.deductions).map((x) => x.value),
     loanStates: driver.outputs(TOPICS.loanStates).map((x) => x.value),
+    decisions: driver.outputs(TOPICS.payoutDecisions).map((x) => x.value),
   };
 }

@@ -53,6 +53,7 @@ function expectedOutputs(events: readonly WorkloadEvent[]): Outputs {
   return {
     deductions: driver.outputs(TOPICS.deductions).map((o) => o.value),
     loanStates: driver.outputs(TOPICS.loanStates).map((o) => o.value),
+    decisions: driver.outputs(TOPICS.payoutDecisions).map((o) => o.value),
   };
 }
 
@@ -267,6 +268,7 @@ export async function scenario(
         const actual: Outputs = {
           deductions: (await readAll(prefix, TOPICS.deductions, codec)) as Deduction[],
           loanStates: (await readAll(prefix, TOPICS.loanStates, codec)) as LoanState[],
+          decisions: await readAll(prefix, TOPICS.payoutDecisions, codec),
         };
         problems = verifyRepayment(actual, expected);
         return (

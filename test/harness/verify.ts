@@ -3,7 +3,7 @@
  * output topics with a clean run of the same processor over the same inputs (the broker-free
  * TestDriver), and checks the money invariants of reliability.md on the way.
  */
-import type { Deduction, LoanState } from '../../schemas/generated/types';
+import type { Deduction, LoanState, PayoutDecision } from '../../schemas/generated/types';
 
 /**
  * LoanState fields that are as of the step's ctx.now: under --clock=wall they depend on when the
@@ -14,6 +14,8 @@ const AS_OF_NOW = ['updated_at', 'projected_period_collected_minor'];
 export interface Outputs {
   deductions: Deduction[];
   loanStates: LoanState[];
+  /** Compared when both sides have them: one answer per SCHEDULED event, never lost or doubled. */
+  decisions?: PayoutDecision[];
 }
 
 /** Fields that carry the wall clock of the run that decided them: not comparable across runs. */
@@ -86,5 +88,32 @@ export function verifyRepayment(actual: Outputs, expected: Outputs): string[] {
       problems.push(`loan ${id} does not balance`);
     if (s.balance_minor < 0) problems.push(`loan ${id} over-collected`);
   }
+  if (actual.decisions && expected.decisions)
+    problems.push(...verifyDecisions(actual.decisions, expected.decisions));
+  return problems;
+}
+
+/**
+ * Payout decisions: the same multiset as the clean run's (decided_at aside). Counted, not keyed by
+ * decision_id: a SCHEDULED event re-sent twice is answered ALREADY_DECIDED twice under one id.
+ */
+function verifyDecisions(actual: readonly PayoutDecision[], expected: readonly PayoutDecision[]): string[] {
+  const count = (ds: readonly PayoutDecision[]): Map<string, number> => {
+    const n = new Map<string, number>();
+    for (const d of ds) {
+      const k = JSON.stringify(stable(d, ['decided_at']));
+      n.set(k, (n.get(k) ?? 0) + 1);
+    }
+    return n;
+  };
+  const got = count(actual);
+  const want = count(expected);
+  const problems: string[] = [];
+  for (const [k, n] of want) {
+    const g = got.get(k) ?? 0;
+    if (g < n) problems.push(`lost payout decision (${n - g} of ${n}) ${k}`);
+    if (g > n) problems.push(`duplicate payout decision (${g} for ${n}) ${k}`);
+  }
+  for (const [k, g] of got) if (!want.has(k)) problems.push(`unexpected payout decision (${g}) ${k}`);
   return problems;
 }
