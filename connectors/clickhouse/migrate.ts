@@ -39,12 +39,22 @@ const DATABASE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
  * Applied migrations are immutable, with one kind of exception: a file corrected so that current
- * ClickHouse versions accept it, creating the same objects. Its former checksums are listed here,
- * so that a database that applied the old text is still up to date. 0002: its join of two
+ * ClickHouse versions accept it, creating the same objects. The correction's checksum and the
+ * former ones are listed here: a database that applied a former text is up to date with the
+ * correction, and with nothing else (any other edit is still refused). 0002: its join of two
  * subqueries had no aliases, which ClickHouse 18.16 accepts and 20.x and later refuse
  * (joined_subquery_requires_alias), so `migrate` stopped there on the docker-compose image.
  */
-const REWRITTEN: Readonly<Record<number, readonly string[]>> = { 2: ['4bb34acb2e384ee1'] };
+export const REWRITTEN: Readonly<Record<number, { readonly now: string; readonly former: readonly string[] }>> = {
+  2: { now: 'cf99d616626bed20', former: ['4bb34acb2e384ee1'] },
+};
+
+/** Whether a migration recorded with `applied` is the file `m` as it is now. */
+function sameMigration(m: Migration, applied: string): boolean {
+  if (applied === m.checksum) return true;
+  const r = REWRITTEN[m.version];
+  return r !== undefined && r.now === m.checksum && r.former.includes(applied);
+}
 
 export function checkDatabaseName(database: string): string {
   if (!DATABASE.test(database)) {
@@ -170,7 +180,7 @@ export async function migrate(
   for (const m of migrations) {
     const previous = done.get(m.version);
     if (previous) {
-      if (previous.checksum !== m.checksum && !REWRITTEN[m.version]?.includes(previous.checksum)) {
+      if (!sameMigration(m, previous.checksum)) {
         throw new Error(
           `migration ${m.version} (${m.name}) was applied to ${db} with checksum ${previous.checksum} but the file now has ${m.checksum}: ` +
             'applied migrations are immutable; add a new numbered migration instead',

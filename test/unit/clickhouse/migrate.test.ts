@@ -5,6 +5,7 @@ import {
   checkDatabaseName,
   loadMigrations,
   parseMigration,
+  REWRITTEN,
   splitStatements,
 } from '../../../connectors/clickhouse/migrate';
 
@@ -56,5 +57,13 @@ test('every statement of the repository migrations is idempotent and avoids what
       // One part per INSERT keeps inserts atomic: no PARTITION BY on any table.
       expect(s).not.toMatch(/PARTITION BY/);
     }
+  }
+});
+
+test('a rewritten migration names the file as it is now: only its former texts are accepted in its place', () => {
+  const files = new Map(loadMigrations().map((m) => [m.version, m]));
+  for (const [version, r] of Object.entries(REWRITTEN)) {
+    expect(`${version}: ${files.get(Number(version))?.checksum}`).toBe(`${version}: ${r.now}`);
+    expect(r.former).not.toContain(r.now);
   }
 });
