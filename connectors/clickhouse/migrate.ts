@@ -45,7 +45,9 @@ const DATABASE = /^[A-Za-z_][A-Za-z0-9_]*$/;
  * subqueries had no aliases, which ClickHouse 18.16 accepts and 20.x and later refuse
  * (joined_subquery_requires_alias), so `migrate` stopped there on the docker-compose image.
  */
-export const REWRITTEN: Readonly<Record<number, { readonly now: string; readonly former: readonly string[] }>> = {
+export const REWRITTEN: Readonly<
+  Record<number, { readonly now: string; readonly former: readonly string[] }>
+> = {
   2: { now: 'cf99d616626bed20', former: ['4bb34acb2e384ee1'] },
 };
 
