@@ -11,6 +11,9 @@ import { MAX_ID_LENGTH } from '../schemas/validate';
 
 const HASH_CHARS = 64;
 
+/** Escapes '%' and ':' so that the parts of a composed id (`a:b:c`) cannot run into each other. */
+export const escapeId = (id: string): string => id.replace(/%/g, '%25').replace(/:/g, '%3A');
+
 export function fitId(id: string): string {
   if (id.length <= MAX_ID_LENGTH) return id;
   const digest = createHash('sha256').update(id, 'utf8').digest('hex');

@@ -19,7 +19,7 @@ import { TOPICS } from '../../schemas/topics';
 import type { Context, InputRecord, OutputRecord, Processor, StepResult } from '../api';
 import { InvariantViolation } from '../api';
 import { isMinor, mulDivFloor } from '../money';
-import { eventIdHash, fitId } from '../ids';
+import { escapeId, eventIdHash, fitId } from '../ids';
 import { computeFeatures, decisionFeatures, evaluate, type Evaluation } from './decide';
 import { closeLoan, markRefillSignalled, pendingRefills, updateLoan } from './loans';
 import { ELIGIBILITY_REASONS } from './reasons';
@@ -63,15 +63,12 @@ const SOURCE = {
 type Source = (typeof SOURCE)[keyof typeof SOURCE];
 const SEED: Record<Source, number> = { o: 1, s: 2, p: 3, l: 4, ls: 5, t: 6 };
 
-/** Escapes '%' and ':' so that the parts of an id cannot run into each other. */
-const esc = (id: string): string => id.replace(/%/g, '%25').replace(/:/g, '%3A');
-
 /**
  * `<merchant_id>:<source>:<trigger_event_id>`: one decision per trigger, whatever the policy;
  * shortened with its hash when longer than an id may be (processors/ids.ts).
  */
 export function decisionId(merchantId: string, source: Source, triggerEventId: string): string {
-  return fitId(`${esc(merchantId)}:${source}:${esc(triggerEventId)}`);
+  return fitId(`${escapeId(merchantId)}:${source}:${escapeId(triggerEventId)}`);
 }
 
 /** A 16-bit tag of the policy version, stored with the last decision: a new policy is a material change. */

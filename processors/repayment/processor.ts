@@ -26,7 +26,7 @@ import type {
   Unsettled,
 } from '../api';
 import { InvariantViolation } from '../api';
-import { fitId } from '../ids';
+import { escapeId, fitId } from '../ids';
 import { isMinor, shareOfBps } from '../money';
 import { parseRepaymentConfig, type RepaymentConfig } from './config';
 import {
@@ -471,8 +471,6 @@ function reverse(
 export function deductionId(payoutId: string, loanId: string, type: Deduction['type']): string {
   return fitId(`${escapeId(payoutId)}:${escapeId(loanId)}:${type}`);
 }
-
-const escapeId = (id: string): string => id.replace(/%/g, '%25').replace(/:/g, '%3A');
 
 function deduction(
   type: Deduction['type'],

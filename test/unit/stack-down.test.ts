@@ -1,20 +1,12 @@
 /** With the stack down, the integration suite refuses to run and says how to start the stack. */
 import globalSetup from '../integration/global-setup';
 import clusterSetup from '../cluster/global-setup';
+import { CLOSED_PORTS } from '../harness/cli';
 
 test('integration set-up fails with the command that starts the stack when services are unreachable', async () => {
   const saved = { ...process.env };
   // Ports where nothing listens: every check fails quickly with "connection refused".
-  Object.assign(process.env, {
-    HOLDBACK_KAFKA_PORT: '1031',
-    HOLDBACK_KAFKA_CONTROLLER_PORT: '1032',
-    HOLDBACK_REGISTRY_PORT: '1033',
-    HOLDBACK_REGISTRY_MANAGEMENT_PORT: '1034',
-    HOLDBACK_CLICKHOUSE_HTTP_PORT: '1035',
-    HOLDBACK_CLICKHOUSE_TCP_PORT: '1036',
-    HOLDBACK_PROMETHEUS_PORT: '1037',
-    HOLDBACK_ALERTMANAGER_PORT: '1038',
-  });
+  Object.assign(process.env, CLOSED_PORTS);
   try {
     await expect(globalSetup()).rejects.toThrow(
       /Kafka is not answering at 127\.0\.0\.1:1031[\s\S]*holdback stack up/,
