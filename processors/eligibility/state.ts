@@ -26,10 +26,10 @@
  * 268  9 x u16  orders cancelled per block
  * 286  9 x u8   payouts failed per block
  * 295  3 x 11  loan slots: u32 hash of loan_id, u48 balance, u8 status | LOAN_* bits
- * 328  u32     newest event time remembered, seconds since 2000-01-01 (rounded up)
- * 332  u32     forgotten through: the latest event time whose id was forgotten (0 = none)
- * 336          end of the fixed part (STATE_BYTES)
- * 336  n x 12  the event ids remembered (the de-duplication window, README.md): u32 event time
+ * 328  u32     forgotten through: the latest event time whose id was forgotten (0 = none),
+ *              seconds since 2000-01-01 (rounded up)
+ * 332          end of the fixed part (STATE_BYTES)
+ * 332  n x 12  the event ids remembered (the de-duplication window, README.md): u32 event time
  *              (seconds, rounded up), then the first 8 bytes of the SHA-256 of source and
  *              event_id; a layout 1 id (a 32-bit hash) has 0 there and its hash after it
  *
@@ -39,7 +39,7 @@
 import { InvariantViolation, type StateSerde } from '../api';
 
 /** The fixed part of a state; each remembered event id adds DEDUP_SLOT_BYTES. */
-export const STATE_BYTES = 336;
+export const STATE_BYTES = 332;
 export const LAYOUT_VERSION = 2;
 export const DEDUP_SLOT_BYTES = 12;
 /** Layout 1: a fixed 360 bytes, the last 8 event ids as 32-bit hashes at 328. */
@@ -94,9 +94,10 @@ const O_CANCELS = O_ORDERS + 2 * BLOCKS; // 268
 const O_FAILURES = O_CANCELS + 2 * BLOCKS; // 286
 const O_LOANS = O_FAILURES + BLOCKS; // 295
 const LOAN_BYTES = 11;
-const O_NEWEST = O_LOANS + LOAN_BYTES * LOAN_SLOTS; // 328
-const O_FORGOTTEN = O_NEWEST + 4; // 332
-const O_IDS = O_FORGOTTEN + 4; // 336
+const O_FORGOTTEN = O_LOANS + LOAN_BYTES * LOAN_SLOTS; // 328
+const O_IDS = O_FORGOTTEN + 4; // 332
+/** Where layout 1 kept its 8 event-id hashes. */
+const V1_O_IDS = O_FORGOTTEN;
 if (O_IDS !== STATE_BYTES) throw new Error('eligibility state layout is inconsistent');
 const MAX_STATE_BYTES = STATE_BYTES + DEDUP_SLOT_BYTES * (MAX_DEDUP_EVENTS + 1);
 
@@ -365,9 +366,14 @@ export class StateView {
     return this.dv.getUint32(O_FORGOTTEN, true);
   }
 
-  /** The newest event time remembered (seconds). */
+  /**
+   * The newest event time remembered (seconds; 0 with none). Not stored: the newest id is never
+   * forgotten (the horizon is measured from it, and the cap forgets the oldest first).
+   */
   get newest(): number {
-    return this.dv.getUint32(O_NEWEST, true);
+    let newest = 0;
+    for (let i = 0; i < this.ids; i++) newest = Math.max(newest, this.idTime(i));
+    return newest;
   }
 
   get rememberedIds(): number {
@@ -395,8 +401,7 @@ export class StateView {
    */
   remember(hi: number, lo: number, sec: number, horizonSec: number, maxIds: number): void {
     this.writeId(this.ids++, sec, hi, lo);
-    const newest = Math.max(this.newest, sec);
-    this.dv.setUint32(O_NEWEST, newest, true);
+    const newest = this.newest; // this one included
     let forgotten = this.forgottenThrough;
     let kept = 0;
     for (let i = 0; i < this.ids; i++) {
@@ -518,15 +523,14 @@ export const eligibilityStateSerde: StateSerde<EligibilityState> = {
 function fromLayout1(v1: Buffer): EligibilityState {
   const hashes: number[] = [];
   for (let i = 0; i < V1_IDS; i++) {
-    const h = v1.readUInt32LE(O_NEWEST + 4 * i);
+    const h = v1.readUInt32LE(V1_O_IDS + 4 * i);
     if (h !== 0) hashes.push(h);
   }
   const out = Buffer.alloc(STATE_BYTES + DEDUP_SLOT_BYTES * hashes.length);
-  v1.copy(out, 0, 0, O_NEWEST);
+  v1.copy(out, 0, 0, V1_O_IDS);
   out[O_VERSION] = LAYOUT_VERSION;
   out[O_GRADE] = v1[O_GRADE]! & 7; // bits 3-5 were layout 1's ring position
   const endOfDay = secondsOf(EPOCH_MS + (out.readUInt16LE(O_TODAY) + 1) * DAY_MS);
-  out.writeUInt32LE(hashes.length > 0 ? endOfDay : 0, O_NEWEST);
   hashes.forEach((h, i) => {
     const o = O_IDS + DEDUP_SLOT_BYTES * i;
     out.writeUInt32LE(endOfDay, o);
